@@ -1,0 +1,63 @@
+/* Helpers shared by the boot front ends for building struct boot_info. */
+#include "boot/boot_info.h"
+
+const char *boot_mem_type_name(uint32_t type)
+{
+	switch (type) {
+	case BOOT_MEM_USABLE:           return "usable";
+	case BOOT_MEM_BOOT_RECLAIMABLE: return "boot-reclaimable";
+	case BOOT_MEM_KERNEL:           return "kernel";
+	case BOOT_MEM_RESERVED:         return "reserved";
+	case BOOT_MEM_ACPI_RECLAIM:     return "acpi-reclaim";
+	case BOOT_MEM_ACPI_NVS:         return "acpi-nvs";
+	case BOOT_MEM_MMIO:             return "mmio";
+	default:                        return "unknown";
+	}
+}
+
+int boot_mem_add(struct boot_info *bi, uint64_t base, uint64_t size, uint32_t type)
+{
+	if (size == 0)
+		return 0;
+	if (bi->mem_count >= BOOT_MEM_MAX)
+		return -1;
+	bi->mem[bi->mem_count++] = (struct boot_mem_range){ base, size, type };
+	return 0;
+}
+
+#define PAGE_ZERO_SIZE 4096
+
+void boot_mem_finalize(struct boot_info *bi)
+{
+	/* insertion sort: firmware maps are short and nearly sorted */
+	for (uint32_t i = 1; i < bi->mem_count; i++) {
+		struct boot_mem_range r = bi->mem[i];
+		uint32_t j = i;
+		for (; j > 0 && bi->mem[j - 1].base > r.base; j--)
+			bi->mem[j] = bi->mem[j - 1];
+		bi->mem[j] = r;
+	}
+	if (bi->mem_count > 0 && bi->mem[0].base == 0 && bi->mem[0].type != BOOT_MEM_RESERVED &&
+	    bi->mem[0].size >= PAGE_ZERO_SIZE && bi->mem_count < BOOT_MEM_MAX) {
+		for (uint32_t j = bi->mem_count; j > 0; j--)
+			bi->mem[j] = bi->mem[j - 1];
+		bi->mem_count++;
+		bi->mem[0] = (struct boot_mem_range){ 0, PAGE_ZERO_SIZE, BOOT_MEM_RESERVED };
+		bi->mem[1].base += PAGE_ZERO_SIZE;
+		bi->mem[1].size -= PAGE_ZERO_SIZE;
+		if (bi->mem[1].size == 0) {
+			for (uint32_t j = 1; j + 1 < bi->mem_count; j++)
+				bi->mem[j] = bi->mem[j + 1];
+			bi->mem_count--;
+		}
+	}
+	uint32_t out = 0;
+	for (uint32_t i = 0; i < bi->mem_count; i++) {
+		struct boot_mem_range *prev = out ? &bi->mem[out - 1] : 0;
+		if (prev && prev->type == bi->mem[i].type && prev->base + prev->size == bi->mem[i].base)
+			prev->size += bi->mem[i].size;
+		else
+			bi->mem[out++] = bi->mem[i];
+	}
+	bi->mem_count = out;
+}

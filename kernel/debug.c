@@ -1,0 +1,32 @@
+/* Faults provoked on purpose ("crash=<kind>" on the command line), to test
+ * the exception report and the exit path. */
+#include <string.h>
+#include "kernel/debug.h"
+#include "kernel/log.h"
+
+/* Physical page 0 is never mapped, so this address always faults. */
+#define CRASH_PF_ADDRESS 0x10ul
+#define CRASH_GP_ADDRESS 0x8000000000000000ul /* non-canonical */
+
+int debug_crash(const char *kind)
+{
+	if (strcmp(kind, "pf") == 0) {
+		klog("crash: touching 0x%lx", CRASH_PF_ADDRESS);
+		__asm__ volatile("movq $1, (%0)" : : "r"(CRASH_PF_ADDRESS) : "memory");
+	} else if (strcmp(kind, "gp") == 0) {
+		klog("crash: loading from non-canonical 0x%lx", CRASH_GP_ADDRESS);
+		uint64_t v;
+		__asm__ volatile("movq (%1), %0" : "=r"(v) : "r"(CRASH_GP_ADDRESS) : "memory");
+	} else if (strcmp(kind, "ud") == 0) {
+		klog("crash: executing ud2");
+		__asm__ volatile("ud2");
+	} else if (strcmp(kind, "de") == 0) {
+		klog("crash: dividing by zero");
+		__asm__ volatile("xor %%ecx, %%ecx; div %%ecx" : : : "eax", "ecx", "edx");
+	} else {
+		klog("crash: unknown kind '%s' (pf, gp, ud, de)", kind);
+		return -1;
+	}
+	klog("crash: survived the '%s' fault?", kind);
+	return -1;
+}

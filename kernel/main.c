@@ -1,0 +1,74 @@
+/* kmain: the kernel's init calls, in order, then the idle loop. */
+#include <string.h>
+#include "boot/boot_info.h"
+#include "kernel/arch/acpi.h"
+#include "kernel/arch/arch.h"
+#include "kernel/arch/cpu.h"
+#include "kernel/arch/irq_route.h"
+#include "kernel/console/console.h"
+#include "kernel/console/parse.h"
+#include "kernel/console/serial.h"
+#include "kernel/debug.h"
+#include "kernel/log.h"
+#include "kernel/mm/mm.h"
+#include "kernel/mm/mm_console.h"
+#include "kernel/mm/selftest.h"
+#include "kernel/work.h"
+
+#define CMDLINE_VALUE_MAX 32
+
+static void log_boot_map(const struct boot_info *bi)
+{
+	for (uint32_t i = 0; i < bi->mem_count; i++)
+		klog("memmap base=0x%" PRIx64 " size=0x%" PRIx64 " type=%s", bi->mem[i].base, bi->mem[i].size,
+		     boot_mem_type_name(bi->mem[i].type));
+}
+
+static void log_summary(const struct boot_info *bi)
+{
+	struct mm_stats s;
+	mm_stats(&s);
+	uint64_t us = tsc_to_us(rdtsc() - bi->entry_tsc);
+	klog("summary usable_bytes=%" PRIu64 " managed_pages=%" PRIu64 " free_pages=%" PRIu64
+	     " allocated_pages=%" PRIu64 " boot_ms=%" PRIu64 ".%03" PRIu64,
+	     s.usable_pages * PAGE_SIZE, s.pmm.managed_pages, s.pmm.free_pages, s.pmm.allocated_pages,
+	     us / 1000, us % 1000);
+}
+
+static _Noreturn void idle_loop(void)
+{
+	for (;;) {
+		irq_disable();
+		if (work_pending()) {
+			irq_enable();
+			work_run();
+		} else {
+			irq_enable_and_halt();
+		}
+	}
+}
+
+_Noreturn void kmain(const struct boot_info *bi)
+{
+	char value[CMDLINE_VALUE_MAX];
+
+	serial_init();                 /* the log, from here on */
+	klog("booting (%s front end) cmdline='%s'", bi->front_end, bi->cmdline);
+	cpu_init_features();           /* SSE on, as newlib and gcc expect */
+	gdt_init();                    /* off the firmware's descriptor tables */
+	idt_init();                    /* every exception reports and exits */
+	tsc_calibrate();               /* timestamps and the boot-time figure */
+	log_boot_map(bi);
+	mm_init(bi);                   /* allocator, page tables, heap window */
+	acpi_init(bi->rsdp);           /* tables for interrupt routing */
+	irq_init();                    /* PIC off, LAPIC and IOAPICs on */
+	mm_console_init();             /* the mem command */
+	console_init();                /* command input on COM1 */
+	if (cmdline_find(bi->cmdline, "crash", value, sizeof(value)))
+		debug_crash(value);
+	if (cmdline_find(bi->cmdline, "selftest", NULL, 0))
+		mm_selftest();
+	log_summary(bi);
+	klog("ready");
+	idle_loop();
+}

@@ -1,0 +1,28 @@
+/* The demand-paged kernel heap: a reserved virtual window that newlib's
+ * malloc grows into through sbrk(); pages are backed on first touch by the
+ * page-fault handler, each such fault counted as a minor fault. */
+#ifndef BALLAST_HEAP_H
+#define BALLAST_HEAP_H
+
+#include <stdint.h>
+
+/* Far above any RAM the identity map can cover, inside the canonical lower
+ * half. */
+#define HEAP_BASE   0x0000400000000000ull
+#define HEAP_WINDOW (64ull << 30)
+
+struct heap_counters {
+	uint64_t brk_bytes;      /* sbrk'd size of the heap */
+	uint64_t backed_pages;   /* pages currently backing the window */
+	uint64_t minor_faults;   /* first touches resolved */
+};
+
+/* Moves the break; returns the old break or (void *)-1 with ENOMEM. */
+void *heap_sbrk(intptr_t increment);
+int heap_handle_fault(uint64_t addr);
+/* Logs why a fault could not be resolved (outside the window, beyond the
+ * break, out of memory). */
+void heap_explain_fault(uint64_t addr);
+void heap_counters(struct heap_counters *out);
+
+#endif

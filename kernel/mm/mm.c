@@ -1,0 +1,124 @@
+/* Bring-up of the memory manager from the boot map, and the locked entry
+ * points the rest of the kernel uses. */
+#include <string.h>
+#include "kernel/arch/cpu.h"
+#include "kernel/log.h"
+#include "kernel/mm/mm.h"
+#include "kernel/mm/paging.h"
+
+/* Freed pages are filled with this in debug builds, to make use after free
+ * visible (as xv6's kfree does). */
+#define PAGE_JUNK 0x6b
+
+static struct pmm pmm;
+static uint64_t usable_pages;
+
+static bool is_usable(uint32_t type) { return type == BOOT_MEM_USABLE || type == BOOT_MEM_BOOT_RECLAIMABLE; }
+
+/* The state array goes at the start of the first usable range that holds
+ * it; those pages are managed memory in use from the start. */
+static uint64_t place_state_array(const struct boot_info *bi, uint64_t bytes)
+{
+	for (uint32_t i = 0; i < bi->mem_count; i++) {
+		const struct boot_mem_range *r = &bi->mem[i];
+		if (r->type == BOOT_MEM_USABLE && r->base >= PAGE_SIZE && r->size >= bytes)
+			return r->base;
+	}
+	return 0;
+}
+
+static void add_ranges(const struct boot_info *bi, uint32_t type, uint64_t state_base, uint64_t state_bytes)
+{
+	for (uint32_t i = 0; i < bi->mem_count; i++) {
+		const struct boot_mem_range *r = &bi->mem[i];
+		if (r->type != type)
+			continue;
+		uint64_t base = r->base, size = r->size;
+		if (base == state_base) {
+			base += state_bytes;
+			size -= state_bytes;
+		}
+		if (pmm_add_range(&pmm, base, size) < 0)
+			panic("memory range 0x%" PRIx64 "+0x%" PRIx64 " overlaps another", r->base, r->size);
+	}
+}
+
+void mm_init(const struct boot_info *bi)
+{
+	uint64_t max_pfn = 0;
+	for (uint32_t i = 0; i < bi->mem_count; i++) {
+		const struct boot_mem_range *r = &bi->mem[i];
+		if (!is_usable(r->type))
+			continue;
+		usable_pages += r->size / PAGE_SIZE;
+		uint64_t end = (r->base + r->size) / PAGE_SIZE;
+		if (end > max_pfn)
+			max_pfn = end;
+	}
+	uint64_t state_bytes = (max_pfn + PAGE_SIZE - 1) & ~(PAGE_SIZE - 1);
+	uint64_t state_base = place_state_array(bi, state_bytes);
+	if (!state_base)
+		panic("no usable range holds the %" PRIu64 "-byte page state array", state_bytes);
+	pmm_init(&pmm, phys_to_virt(state_base), max_pfn);
+	pmm_add_in_use(&pmm, state_base, state_bytes / PAGE_SIZE);
+	add_ranges(bi, BOOT_MEM_USABLE, state_base, state_bytes);
+	if (paging_init(bi) < 0)
+		panic("out of memory building page tables");
+	/* Only now, on our own page tables and stack, is the firmware's
+	 * boot-time memory free to reuse. */
+	add_ranges(bi, BOOT_MEM_BOOT_RECLAIMABLE, 0, 0);
+	if (!mm_invariant_holds(true))
+		panic("memory manager inconsistent after init");
+}
+
+#ifdef BALLAST_DEBUG
+static void check_counters(void)
+{
+	if (pmm.c.managed_pages != pmm.c.free_pages + pmm.c.allocated_pages)
+		panic("managed %" PRIu64 " != free %" PRIu64 " + allocated %" PRIu64, pmm.c.managed_pages,
+		      pmm.c.free_pages, pmm.c.allocated_pages);
+}
+#else
+static void check_counters(void) {}
+#endif
+
+uint64_t page_alloc(unsigned order)
+{
+	uint64_t flags = irq_save();
+	uint64_t pa = pmm_alloc(&pmm, order);
+	check_counters();
+	irq_restore(flags);
+	return pa;
+}
+
+void page_free(uint64_t pa, unsigned order)
+{
+	uint64_t flags = irq_save();
+	if (!pmm_is_allocated(&pmm, pa, order))
+		panic("bad free of 0x%" PRIx64 " order %u", pa, order);
+#ifdef BALLAST_DEBUG
+	memset(phys_to_virt(pa), PAGE_JUNK, PAGE_SIZE << order);
+#endif
+	pmm_free(&pmm, pa, order);
+	check_counters();
+	irq_restore(flags);
+}
+
+void mm_stats(struct mm_stats *out)
+{
+	uint64_t flags = irq_save();
+	out->pmm = pmm.c;
+	heap_counters(&out->heap);
+	out->usable_pages = usable_pages;
+	out->page_table_pages = paging_table_pages();
+	irq_restore(flags);
+}
+
+bool mm_invariant_holds(bool full)
+{
+	uint64_t flags = irq_save();
+	bool ok = pmm.c.managed_pages == pmm.c.free_pages + pmm.c.allocated_pages &&
+	          pmm.c.managed_pages == usable_pages && (!full || pmm_check(&pmm));
+	irq_restore(flags);
+	return ok;
+}

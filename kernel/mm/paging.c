@@ -1,0 +1,188 @@
+#include <string.h>
+#include "kernel/arch/cpu.h"
+#include "kernel/log.h"
+#include "kernel/mm/heap.h"
+#include "kernel/mm/mm.h"
+#include "kernel/mm/paging.h"
+
+#define LARGE_PAGE_SIZE (1ull << 21)
+#define ENTRIES 512
+
+static uint64_t *pml4;
+static uint64_t pml4_phys;
+static uint64_t table_pages;
+
+static unsigned index_at(uint64_t va, unsigned level) /* level 4 = PML4 .. 1 = PT */
+{
+	return (va >> (PAGE_SHIFT + 9 * (level - 1))) & (ENTRIES - 1);
+}
+
+static uint64_t *new_table(uint64_t *pa_out)
+{
+	uint64_t pa = page_alloc(0);
+	if (pa == PMM_NO_PAGE)
+		return NULL;
+	table_pages++;
+	uint64_t *t = phys_to_virt(pa);
+	memset(t, 0, PAGE_SIZE);
+	*pa_out = pa;
+	return t;
+}
+
+/* Replaces a 2 MiB mapping with a page table mapping the same 512 pages,
+ * so that part of it can get other attributes. */
+static int split_large(uint64_t *pde)
+{
+	uint64_t pt_pa;
+	uint64_t *pt = new_table(&pt_pa);
+	if (!pt)
+		return -1;
+	uint64_t base = *pde & PTE_ADDR_MASK;
+	uint64_t flags = *pde & ~PTE_ADDR_MASK & ~PTE_LARGE;
+	for (unsigned i = 0; i < ENTRIES; i++)
+		pt[i] = (base + i * PAGE_SIZE) | flags;
+	*pde = pt_pa | PTE_PRESENT | PTE_WRITABLE;
+	write_cr3(read_cr3()); /* the old 2 MiB translation may be cached */
+	return 0;
+}
+
+/* The entry for va at the given level, creating tables on the way down.
+ * Returns NULL if a table could not be allocated (or, without create, if
+ * none is there). */
+static uint64_t *walk(uint64_t va, unsigned level, bool create)
+{
+	uint64_t *table = pml4;
+	for (unsigned l = 4; l > level; l--) {
+		uint64_t *e = &table[index_at(va, l)];
+		if ((*e & PTE_PRESENT) && (*e & PTE_LARGE)) {
+			if (!create || split_large(e) < 0)
+				return NULL;
+		}
+		if (!(*e & PTE_PRESENT)) {
+			uint64_t pa;
+			if (!create || !new_table(&pa))
+				return NULL;
+			*e = pa | PTE_PRESENT | PTE_WRITABLE;
+		}
+		table = phys_to_virt(*e & PTE_ADDR_MASK);
+	}
+	return &table[index_at(va, level)];
+}
+
+int paging_map_page(uint64_t va, uint64_t pa, uint64_t flags)
+{
+	uint64_t *pte = walk(va, 1, true);
+	if (!pte)
+		return -1;
+	*pte = (pa & PTE_ADDR_MASK) | flags;
+	invlpg(va);
+	return 0;
+}
+
+static int map_range(uint64_t va, uint64_t pa, uint64_t size, uint64_t flags)
+{
+	uint64_t end = va + size;
+	while (va < end) {
+		if (!(va & (LARGE_PAGE_SIZE - 1)) && !(pa & (LARGE_PAGE_SIZE - 1)) && end - va >= LARGE_PAGE_SIZE) {
+			uint64_t *pde = walk(va, 2, true);
+			if (!pde)
+				return -1;
+			/* keep an existing page table: it may map pages with other attributes */
+			if (!(*pde & PTE_PRESENT) || (*pde & PTE_LARGE)) {
+				*pde = pa | flags | PTE_LARGE;
+				invlpg(va);
+				va += LARGE_PAGE_SIZE;
+				pa += LARGE_PAGE_SIZE;
+				continue;
+			}
+		}
+		if (paging_map_page(va, pa, flags) < 0)
+			return -1;
+		va += PAGE_SIZE;
+		pa += PAGE_SIZE;
+	}
+	return 0;
+}
+
+static bool is_direct_mapped_type(uint32_t type)
+{
+	/* RESERVED is left out: on q35 it covers the PCIe ECAM window, which
+	 * must never be mapped cacheable. */
+	return type == BOOT_MEM_USABLE || type == BOOT_MEM_BOOT_RECLAIMABLE || type == BOOT_MEM_KERNEL ||
+	       type == BOOT_MEM_ACPI_RECLAIM || type == BOOT_MEM_ACPI_NVS;
+}
+
+int paging_init(const struct boot_info *bi)
+{
+	pml4 = new_table(&pml4_phys);
+	if (!pml4)
+		return -1;
+	for (uint32_t i = 0; i < bi->mem_count; i++) {
+		const struct boot_mem_range *r = &bi->mem[i];
+		if (!is_direct_mapped_type(r->type))
+			continue;
+		uint64_t base = r->base < PAGE_SIZE ? PAGE_SIZE : r->base; /* page 0 stays unmapped */
+		uint64_t end = r->base + r->size;
+		if (end > base && map_range(base, base, end - base, PTE_FLAGS_RAM) < 0)
+			return -1;
+	}
+	write_cr3(pml4_phys);
+	return 0;
+}
+
+void *paging_map_mmio(uint64_t pa, uint64_t size)
+{
+	uint64_t start = pa & ~(PAGE_SIZE - 1);
+	uint64_t end = (pa + size + PAGE_SIZE - 1) & ~(PAGE_SIZE - 1);
+	for (uint64_t a = start; a < end; a += PAGE_SIZE)
+		if (paging_map_page(a, a, PTE_FLAGS_MMIO) < 0)
+			return NULL;
+	return (void *)(uintptr_t)pa;
+}
+
+bool paging_is_mapped(uint64_t va)
+{
+	uint64_t *table = pml4;
+	for (unsigned l = 4; l >= 1; l--) {
+		uint64_t e = table[index_at(va, l)];
+		if (!(e & PTE_PRESENT))
+			return false;
+		if (l == 1 || (e & PTE_LARGE))
+			return true;
+		table = phys_to_virt(e & PTE_ADDR_MASK);
+	}
+	return false;
+}
+
+int paging_map_firmware(uint64_t pa, uint64_t size)
+{
+	if (!pml4)
+		return 0; /* still on the firmware's identity map */
+	for (uint64_t a = pa & ~(PAGE_SIZE - 1); a < pa + size; a += PAGE_SIZE)
+		if (!paging_is_mapped(a) && paging_map_page(a, a, PTE_FLAGS_MMIO) < 0)
+			return -1;
+	return 0;
+}
+
+uint64_t paging_unmap_page(uint64_t va)
+{
+	uint64_t *pte = walk(va, 1, false);
+	if (!pte || !(*pte & PTE_PRESENT))
+		return 0;
+	uint64_t pa = *pte & PTE_ADDR_MASK;
+	*pte = 0;
+	invlpg(va);
+	return pa;
+}
+
+uint64_t paging_table_pages(void) { return table_pages; }
+
+#define PF_ERROR_PRESENT 0x1
+
+int paging_handle_fault(uint64_t addr, uint64_t error)
+{
+	if (!(error & PF_ERROR_PRESENT) && heap_handle_fault(addr) == 0)
+		return 0;
+	heap_explain_fault(addr);
+	return -1;
+}

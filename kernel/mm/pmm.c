@@ -1,0 +1,177 @@
+/* Buddy allocator. A free block of order k is 2^k frames aligned to 2^k
+ * frames; its buddy differs in bit k of the frame number. Free blocks are
+ * kept on one doubly-linked list per order, threaded through the first
+ * bytes of the free memory itself (through the direct map), and one state
+ * byte per frame says what the frame is, so that freeing can find out in
+ * O(1) whether the buddy is a free block of the same order. */
+#include "kernel/mm/pmm.h"
+
+/* Per-frame state byte. */
+#define STATE_UNMANAGED 0xff /* not RAM the allocator owns */
+#define STATE_INSIDE    0x00 /* managed, not the first frame of a block */
+#define STATE_FREE      0x80 /* | order: first frame of a free block */
+#define STATE_ALLOC     0x40 /* | order: first frame of an allocated block */
+#define STATE_ORDER_MASK 0x0f
+
+uintptr_t pmm_direct_map_offset;
+
+static struct pmm_free_node *node_of(uint64_t pfn) { return phys_to_virt(pfn << PAGE_SHIFT); }
+
+static void list_push(struct pmm *p, uint64_t pfn, unsigned order)
+{
+	struct pmm_free_node *head = &p->free_list[order];
+	struct pmm_free_node *n = node_of(pfn);
+	n->next = head->next;
+	n->prev = head;
+	head->next->prev = n;
+	head->next = n;
+	p->state[pfn] = STATE_FREE | order;
+	p->c.free_blocks[order]++;
+	p->c.free_pages += 1ull << order;
+}
+
+static void list_remove(struct pmm *p, uint64_t pfn, unsigned order)
+{
+	struct pmm_free_node *n = node_of(pfn);
+	n->prev->next = n->next;
+	n->next->prev = n->prev;
+	p->state[pfn] = STATE_INSIDE;
+	p->c.free_blocks[order]--;
+	p->c.free_pages -= 1ull << order;
+}
+
+void pmm_init(struct pmm *p, uint8_t *state, uint64_t max_pfn)
+{
+	*p = (struct pmm){ .state = state, .max_pfn = max_pfn };
+	for (uint64_t i = 0; i < max_pfn; i++)
+		state[i] = STATE_UNMANAGED;
+	for (unsigned o = 0; o < PMM_ORDERS; o++)
+		p->free_list[o].next = p->free_list[o].prev = &p->free_list[o];
+}
+
+/* Puts a block on the free lists, merging it with free buddies. */
+static void free_block(struct pmm *p, uint64_t pfn, unsigned order)
+{
+	while (order < PMM_MAX_ORDER) {
+		uint64_t buddy = pfn ^ (1ull << order);
+		if (buddy >= p->max_pfn || p->state[buddy] != (STATE_FREE | order))
+			break;
+		list_remove(p, buddy, order);
+		pfn &= ~(1ull << order);
+		order++;
+	}
+	list_push(p, pfn, order);
+}
+
+static unsigned largest_order_at(uint64_t pfn, uint64_t pages_left)
+{
+	unsigned order = 0;
+	while (order < PMM_MAX_ORDER && !(pfn & (1ull << order)) && (2ull << order) <= pages_left)
+		order++;
+	return order;
+}
+
+int64_t pmm_add_range(struct pmm *p, uint64_t base, uint64_t size)
+{
+	uint64_t first = (base + PAGE_SIZE - 1) >> PAGE_SHIFT;
+	uint64_t end = (base + size) >> PAGE_SHIFT;
+	if (base + size < base || end > p->max_pfn)
+		return -1;
+	for (uint64_t pfn = first; pfn < end; pfn++)
+		if (p->state[pfn] != STATE_UNMANAGED)
+			return -1;
+	for (uint64_t pfn = first; pfn < end; pfn++)
+		p->state[pfn] = STATE_INSIDE;
+	for (uint64_t pfn = first; pfn < end;) {
+		unsigned order = largest_order_at(pfn, end - pfn);
+		p->c.managed_pages += 1ull << order;
+		free_block(p, pfn, order);
+		pfn += 1ull << order;
+	}
+	return end > first ? (int64_t)(end - first) : 0;
+}
+
+void pmm_add_in_use(struct pmm *p, uint64_t base, uint64_t pages)
+{
+	for (uint64_t i = 0; i < pages; i++)
+		p->state[(base >> PAGE_SHIFT) + i] = STATE_INSIDE;
+	p->c.managed_pages += pages;
+	p->c.allocated_pages += pages;
+}
+
+uint64_t pmm_alloc(struct pmm *p, unsigned order)
+{
+	if (order > PMM_MAX_ORDER) {
+		p->c.alloc_failures++;
+		return PMM_NO_PAGE;
+	}
+	unsigned o = order;
+	while (o < PMM_ORDERS && p->free_list[o].next == &p->free_list[o])
+		o++;
+	if (o == PMM_ORDERS) {
+		p->c.alloc_failures++;
+		if (order == PMM_HUGE_ORDER)
+			p->c.huge_failures++;
+		return PMM_NO_PAGE;
+	}
+	uint64_t pfn = ((uint64_t)(uintptr_t)p->free_list[o].next - pmm_direct_map_offset) >> PAGE_SHIFT;
+	list_remove(p, pfn, o);
+	/* split: the upper half of each larger block goes back on a list */
+	while (o > order) {
+		o--;
+		list_push(p, pfn + (1ull << o), o);
+	}
+	p->state[pfn] = STATE_ALLOC | order;
+	p->c.allocated_pages += 1ull << order;
+	p->c.allocs++;
+	if (order == PMM_HUGE_ORDER)
+		p->c.huge_allocs++;
+	return pfn << PAGE_SHIFT;
+}
+
+bool pmm_is_allocated(const struct pmm *p, uint64_t pa, unsigned order)
+{
+	uint64_t pfn = pa >> PAGE_SHIFT;
+	return !(pa & (PAGE_SIZE - 1)) && order <= PMM_MAX_ORDER && pfn < p->max_pfn &&
+	       p->state[pfn] == (STATE_ALLOC | order);
+}
+
+int pmm_free(struct pmm *p, uint64_t pa, unsigned order)
+{
+	uint64_t pfn = pa >> PAGE_SHIFT;
+	if (!pmm_is_allocated(p, pa, order))
+		return -1;
+	p->state[pfn] = STATE_INSIDE;
+	p->c.allocated_pages -= 1ull << order;
+	p->c.frees++;
+	free_block(p, pfn, order);
+	return 0;
+}
+
+bool pmm_check(const struct pmm *p)
+{
+	const struct pmm_counters *c = &p->c;
+	if (c->managed_pages != c->free_pages + c->allocated_pages)
+		return false;
+	uint64_t free_pages = 0;
+	for (unsigned o = 0; o < PMM_ORDERS; o++) {
+		uint64_t blocks = 0;
+		const struct pmm_free_node *head = &p->free_list[o];
+		for (const struct pmm_free_node *n = head->next; n != head; n = n->next) {
+			uint64_t pfn = ((uint64_t)(uintptr_t)n - pmm_direct_map_offset) >> PAGE_SHIFT;
+			if (pfn >= p->max_pfn || p->state[pfn] != (STATE_FREE | o) || (pfn & ((1ull << o) - 1)))
+				return false;
+			if (++blocks > c->free_blocks[o])
+				return false; /* also stops a corrupted, cyclic list */
+		}
+		if (blocks != c->free_blocks[o])
+			return false;
+		free_pages += blocks << o;
+	}
+	if (free_pages != c->free_pages)
+		return false;
+	uint64_t managed = 0;
+	for (uint64_t pfn = 0; pfn < p->max_pfn; pfn++)
+		managed += p->state[pfn] != STATE_UNMANAGED;
+	return managed == c->managed_pages;
+}

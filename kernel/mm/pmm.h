@@ -1,0 +1,69 @@
+/* Buddy page allocator over physical memory, orders 0 (4 KiB) to 9 (2 MiB).
+ *
+ * Pure data structure: no locking, no logging, no kernel dependencies, so
+ * the same file builds into the kernel and into the native unit tests.
+ * Callers serialise access (kernel/mm/mm.c disables interrupts). */
+#ifndef BALLAST_PMM_H
+#define BALLAST_PMM_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define PAGE_SHIFT 12
+#define PAGE_SIZE  ((uint64_t)1 << PAGE_SHIFT)
+#define PMM_MAX_ORDER 9
+#define PMM_ORDERS (PMM_MAX_ORDER + 1)
+#define PMM_HUGE_ORDER PMM_MAX_ORDER /* 2 MiB: counted as hugetlb allocations */
+#define PMM_NO_PAGE UINT64_MAX
+
+/* Where physical memory is visible: virtual = physical + offset. The kernel
+ * identity-maps RAM (offset 0); unit tests point it at a host buffer. */
+extern uintptr_t pmm_direct_map_offset;
+static inline void *phys_to_virt(uint64_t pa) { return (void *)(uintptr_t)(pa + pmm_direct_map_offset); }
+
+struct pmm_free_node {
+	struct pmm_free_node *next, *prev;
+};
+
+struct pmm_counters {
+	uint64_t managed_pages;   /* pages the allocator owns */
+	uint64_t free_pages;
+	uint64_t allocated_pages;
+	uint64_t free_blocks[PMM_ORDERS];
+	uint64_t allocs, frees, alloc_failures;
+	uint64_t huge_allocs, huge_failures;
+};
+
+struct pmm {
+	uint8_t *state;   /* one byte per page frame, see pmm.c */
+	uint64_t max_pfn; /* frames [0, max_pfn) are described */
+	struct pmm_free_node free_list[PMM_ORDERS];
+	struct pmm_counters c;
+};
+
+/* state must hold max_pfn bytes. Every frame starts unmanaged. */
+void pmm_init(struct pmm *p, uint8_t *state, uint64_t max_pfn);
+/* Hands the whole pages of [base, base + size) to the allocator; frames
+ * beyond max_pfn or already managed are refused. Returns pages added, or -1
+ * if the range was refused. */
+int64_t pmm_add_range(struct pmm *p, uint64_t base, uint64_t size);
+/* Counts pages the allocator does not hand out but that are managed memory
+ * in use (the allocator's own state array). */
+void pmm_add_in_use(struct pmm *p, uint64_t base, uint64_t pages);
+
+/* Returns the physical address of a 2^order page block, or PMM_NO_PAGE. */
+uint64_t pmm_alloc(struct pmm *p, unsigned order);
+/* Frees a block returned by pmm_alloc with the same order. Returns 0, or -1
+ * for an address that is not an allocated block of that order (double free,
+ * wrong order): the state is then left unchanged. */
+int pmm_free(struct pmm *p, uint64_t pa, unsigned order);
+
+/* Whether [pa, pa + 4 KiB << order) is an allocated block of that order. */
+bool pmm_is_allocated(const struct pmm *p, uint64_t pa, unsigned order);
+
+/* Whether managed = free + allocated and the free lists agree with the
+ * counters and the per-frame state. O(free blocks + max_pfn). */
+bool pmm_check(const struct pmm *p);
+
+#endif

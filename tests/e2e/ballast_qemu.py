@@ -1,0 +1,344 @@
+"""Boot ballast under QEMU + OVMF and talk to it (serial log, console socket, QMP).
+
+One BallastVM is one QEMU process with its own work directory: a copy of the OVMF
+variable store, an ESP directory, the serial log and the QEMU stderr log. Every wait
+polls with a deadline; nothing sleeps for a fixed time hoping the guest got there.
+"""
+
+from __future__ import annotations
+
+import atexit
+import ctypes
+import os
+import queue
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import threading
+import time
+import weakref
+from pathlib import Path
+from typing import Dict, List, Optional, Sequence
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+OVMF_CODE = Path(os.environ.get("BALLAST_OVMF_CODE", "/usr/share/OVMF/OVMF_CODE_4M.fd"))
+OVMF_VARS = Path(os.environ.get("BALLAST_OVMF_VARS", "/usr/share/OVMF/OVMF_VARS_4M.fd"))
+QEMU = os.environ.get("BALLAST_QEMU", "qemu-system-x86_64")
+
+# KVM on these machines kills guests with "KVM internal error", so TCG is the default
+# and KVM is opt-in (BALLAST_ACCEL=kvm) where it is known to work.
+DEFAULT_ACCEL = os.environ.get("BALLAST_ACCEL", "tcg")
+DEFAULT_DEVICES = ("-device", "virtio-balloon-pci,id=balloon0")
+
+READY_LINE = re.compile(r"ballast: ready")
+POLL_INTERVAL = 0.02  # short enough that the measured ready time is within ~20 ms
+
+# isa-debug-exit turns a guest write of v into QEMU exit status (v << 1) | 1.
+def debug_exit_status(guest_value: int) -> int:
+    return (guest_value << 1) | 1
+
+
+def build_dir() -> Path:
+    env = os.environ.get("BALLAST_BUILD")
+    return Path(env).resolve() if env else REPO_ROOT / "build"
+
+
+def image_path() -> Path:
+    return build_dir() / "ballast.efi"
+
+
+def parse_size(size: str) -> int:
+    """QEMU -m syntax ("128M", "1G", "512") to bytes; a bare number means MiB."""
+    m = re.fullmatch(r"(\d+)([KMGT]?)", size.strip().upper())
+    if not m:
+        raise ValueError(f"unsupported -m size {size!r}")
+    shift = {"": 20, "K": 10, "M": 20, "G": 30, "T": 40}[m.group(2)]
+    return int(m.group(1)) << shift
+
+
+class GuestError(AssertionError):
+    """A wait that did not see what it waited for; the message carries the log tail."""
+
+
+# Every QEMU we start, so an interpreter exit (e.g. a second Ctrl-C that skips fixture
+# teardown) still kills them. PR_SET_PDEATHSIG covers the case where pytest itself is
+# SIGKILLed and no Python code runs at all.
+_LIVE: "weakref.WeakSet[BallastVM]" = weakref.WeakSet()
+
+
+@atexit.register
+def _kill_all_live() -> None:
+    for vm in list(_LIVE):
+        vm.kill()
+
+
+def _die_with_parent() -> None:
+    PR_SET_PDEATHSIG = 1
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    except (OSError, AttributeError):
+        pass  # best effort; atexit and fixture teardown still apply
+
+
+class Console:
+    """A client on the COM1 socket.
+
+    A reader thread drains the socket all the time: if nobody read it, QEMU's socket
+    buffer would fill and the guest's serial writes would stall, changing timing.
+    """
+
+    def __init__(self, path: str, timeout: float, eol: str):
+        self.eol = eol
+        self.lines: "queue.Queue[str]" = queue.Queue()
+        self.last_transcript: List[str] = []  # lines since the previous answer
+        self._sock = _connect_unix(path, timeout)
+        self._stop = False
+        self._thread = threading.Thread(target=self._read, daemon=True)
+        self._thread.start()
+
+    def _read(self) -> None:
+        buf = b""
+        while not self._stop:
+            try:
+                data = self._sock.recv(4096)
+            except OSError:
+                break
+            if not data:
+                break
+            buf += data
+            while b"\n" in buf:
+                line, buf = buf.split(b"\n", 1)
+                self.lines.put(line.decode("utf-8", "replace").replace("\r", ""))
+
+    def command(self, cmd: str, timeout: float) -> str:
+        # Queued lines are not drained: the guest answers each command with exactly one
+        # ok/err line, so a stray answer left over from an earlier command must surface
+        # here (as this command's answer) instead of being thrown away.
+        self.last_transcript = []
+        self._sock.sendall((cmd + self.eol).encode())
+        deadline = time.monotonic() + timeout
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise TimeoutError(
+                    f"no ok/err answer to {cmd!r} within {timeout}s; "
+                    f"console lines seen: {self.last_transcript!r}")
+            try:
+                line = self.lines.get(timeout=min(left, 0.2))
+            except queue.Empty:
+                continue
+            self.last_transcript.append(line)
+            if line.startswith("ok") or line.startswith("err"):
+                return line
+
+    def close(self) -> None:
+        self._stop = True
+        try:
+            self._sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+        self._sock.close()
+        self._thread.join(timeout=2)
+
+
+def _connect_unix(path: str, timeout: float) -> socket.socket:
+    # QEMU creates its sockets shortly after exec; retry until it has.
+    deadline = time.monotonic() + timeout
+    while True:
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            s.connect(path)
+            return s
+        except (FileNotFoundError, ConnectionRefusedError):
+            s.close()
+            if time.monotonic() >= deadline:
+                raise
+            time.sleep(POLL_INTERVAL)
+
+
+class BallastVM:
+    def __init__(self, workdir: Path, *, cmdline: Optional[str] = None,
+                 memory: str = "128M", machine: str = "q35",
+                 accel: Optional[str] = None,
+                 devices: Sequence[str] = DEFAULT_DEVICES,
+                 extra_args: Sequence[str] = (),
+                 image: Optional[Path] = None,
+                 console_eol: str = "\r"):
+        self.workdir = Path(workdir)
+        self.cmdline = cmdline
+        self.memory = memory
+        self.machine = machine
+        self.accel = accel or DEFAULT_ACCEL
+        self.devices = list(devices)
+        self.extra_args = list(extra_args)
+        self.image = Path(image) if image else image_path()
+        self.console_eol = console_eol
+        self.proc: Optional[subprocess.Popen] = None
+        self.t_start: Optional[float] = None
+        self.ready_seconds: Optional[float] = None  # QEMU start -> "ballast: ready"
+        self._console: Optional[Console] = None
+        self._qmp = None
+        # Unix socket paths are limited to 108 bytes and pytest's tmp_path can be long.
+        self.sockdir = Path(tempfile.mkdtemp(prefix="ballast-"))
+        self.serial_log = self.workdir / "serial.log"
+        self.stderr_log = self.workdir / "qemu.stderr.log"
+        self.console_sock = self.sockdir / "console.sock"
+        self.qmp_sock = self.sockdir / "qmp.sock"
+        self.esp = self.workdir / "esp"
+
+    # ---- start / stop -------------------------------------------------------------
+
+    def _prepare(self) -> None:
+        if not self.image.is_file():
+            raise FileNotFoundError(
+                f"{self.image} does not exist: build ballast first "
+                "(or point BALLAST_BUILD at the build directory)")
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        boot = self.esp / "EFI" / "BOOT"
+        boot.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(self.image, boot / "BOOTX64.EFI")
+        if self.cmdline is not None:
+            (self.esp / "ballast.cmdline").write_text(self.cmdline + "\n")
+        # OVMF writes boot entries into its variable store: never share one.
+        shutil.copyfile(OVMF_VARS, self.workdir / "OVMF_VARS.fd")
+
+    def qemu_argv(self) -> List[str]:
+        return [
+            QEMU,
+            "-machine", self.machine, "-accel", self.accel, "-m", self.memory,
+            "-display", "none", "-nodefaults", "-no-user-config",
+            "-drive", f"if=pflash,format=raw,readonly=on,file={OVMF_CODE}",
+            "-drive", f"if=pflash,format=raw,file={self.workdir / 'OVMF_VARS.fd'}",
+            # No if=: the machine's default disk (AHCI on q35, IDE on pc), which
+            # OVMF boots from without extra drivers.
+            "-drive", f"format=raw,file=fat:rw:{self.esp}",
+            "-chardev", (f"socket,id=con0,path={self.console_sock},server=on,wait=off,"
+                         f"logfile={self.serial_log}"),
+            "-serial", "chardev:con0",
+            "-device", "isa-debug-exit,iobase=0xf4,iosize=0x04",
+            "-qmp", f"unix:{self.qmp_sock},server=on,wait=off",
+            *self.devices, *self.extra_args,
+        ]
+
+    def start(self) -> "BallastVM":
+        self._prepare()
+        argv = self.qemu_argv()
+        (self.workdir / "qemu.argv").write_text(" ".join(argv) + "\n")
+        self.serial_log.touch()
+        self._stderr = open(self.stderr_log, "wb")
+        self.t_start = time.monotonic()
+        self.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=self._stderr,
+                                     stderr=subprocess.STDOUT, preexec_fn=_die_with_parent)
+        _LIVE.add(self)
+        return self
+
+    def kill(self) -> None:
+        """Idempotent; safe from teardown, atexit and after QEMU already exited."""
+        if self._console is not None:
+            self._console.close()
+            self._console = None
+        if self._qmp is not None:
+            try:
+                self._qmp.close()
+            except Exception:  # QEMU may already be gone; nothing left to close
+                pass
+            self._qmp = None
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                pass
+        if getattr(self, "_stderr", None) is not None:
+            self._stderr.close()
+            self._stderr = None
+        _LIVE.discard(self)
+        shutil.rmtree(self.sockdir, ignore_errors=True)
+
+    # ---- logs -----------------------------------------------------------------------
+
+    def log_text(self) -> str:
+        """Serial output so far; CRs dropped so patterns can use $ per line."""
+        try:
+            return self.serial_log.read_bytes().decode("utf-8", "replace").replace("\r", "")
+        except FileNotFoundError:
+            return ""
+
+    def tail(self, path: Optional[Path] = None, lines: int = 60) -> str:
+        path = path or self.serial_log
+        try:
+            text = path.read_bytes().decode("utf-8", "replace").replace("\r", "")
+        except FileNotFoundError:
+            return f"<{path} missing>"
+        return "\n".join(text.splitlines()[-lines:])
+
+    def _fail(self, what: str) -> GuestError:
+        status = self.proc.poll() if self.proc else None
+        return GuestError(
+            f"{what} (qemu exit status: {status})\n"
+            f"--- serial log tail ({self.serial_log}) ---\n{self.tail()}\n"
+            f"--- qemu stderr ---\n{self.tail(self.stderr_log, 20)}")
+
+    def wait_for_log(self, regex: str, timeout: float, flags: int = re.MULTILINE) -> re.Match:
+        pattern = re.compile(regex, flags)
+        deadline = time.monotonic() + timeout
+        while True:
+            exited = self.proc is not None and self.proc.poll() is not None
+            m = pattern.search(self.log_text())  # read after poll(): nothing more comes
+            if m:
+                return m
+            if exited:
+                raise self._fail(f"QEMU exited before the log matched {regex!r}")
+            if time.monotonic() >= deadline:
+                raise self._fail(f"log did not match {regex!r} within {timeout}s")
+            time.sleep(POLL_INTERVAL)
+
+    def wait_ready(self, timeout: float = 60.0) -> float:
+        self.wait_for_log(READY_LINE.pattern, timeout)
+        if self.ready_seconds is None:
+            self.ready_seconds = time.monotonic() - self.t_start
+        return self.ready_seconds
+
+    def wait_exit(self, timeout: float) -> int:
+        try:
+            return self.proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            raise self._fail(f"QEMU did not exit within {timeout}s") from None
+
+    # ---- console and QMP ------------------------------------------------------------
+
+    def console(self, cmd: str, timeout: float = 10.0) -> str:
+        """Send one line; return the first answer line starting with ok or err."""
+        if self._console is None:
+            self._console = Console(str(self.console_sock), timeout, self.console_eol)
+        try:
+            return self._console.command(cmd, timeout)
+        except TimeoutError as e:
+            raise self._fail(str(e)) from None
+
+    @property
+    def console_transcript(self) -> List[str]:
+        return list(self._console.last_transcript) if self._console else []
+
+    def qmp(self, timeout: float = 10.0):
+        """A connected qemu.qmp.legacy.QEMUMonitorProtocol (sync), made on first use."""
+        if self._qmp is None:
+            from qemu.qmp.legacy import QEMUMonitorProtocol
+            deadline = time.monotonic() + timeout
+            while not self.qmp_sock.exists():
+                if time.monotonic() >= deadline:
+                    raise self._fail(f"no QMP socket within {timeout}s")
+                time.sleep(POLL_INTERVAL)
+            qmp = QEMUMonitorProtocol(str(self.qmp_sock))
+            qmp.connect()
+            qmp.settimeout(timeout)
+            self._qmp = qmp
+        return self._qmp
+
+
+def parse_kv(line: str) -> Dict[str, str]:
+    """"ok managed=1 free=2" -> {"managed": "1", "free": "2"}; bare words are ignored."""
+    return dict(tok.split("=", 1) for tok in line.split()[1:] if "=" in tok)
