@@ -101,7 +101,9 @@ def test_provoked_exception(ballast_vm, kind, name, vector):
         r"rip=0x[0-9a-fA-F]+ cr2=0x([0-9a-fA-F]+)$", re.M)
     found = list(exc_re.finditer(log))
     # More than one would mean the handler itself faulted.
-    assert len(found) == 1, f"expected one EXCEPTION line, got {[m.group(0) for m in found]}"
+    assert len(found) == 1, (
+        f"expected one well-formed EXCEPTION line, got {[m.group(0) for m in found]}; "
+        f"lines mentioning EXCEPTION: {[l for l in log.splitlines() if 'EXCEPTION' in l]}")
     m = found[0]
     assert m.group(1) == name
     assert int(m.group(2)) == vector
