@@ -1,6 +1,9 @@
 /* kmain: the kernel's init calls, in order, then the idle loop. */
 #include <string.h>
 #include "boot/boot_info.h"
+#include "drivers/pci/pci.h"
+#include "drivers/virtio/balloon.h"
+#include "drivers/virtio/virtio_pci.h"
 #include "kernel/arch/acpi.h"
 #include "kernel/arch/arch.h"
 #include "kernel/arch/cpu.h"
@@ -62,6 +65,10 @@ _Noreturn void kmain(const struct boot_info *bi)
 	mm_init(bi);                   /* allocator, page tables, heap window */
 	acpi_init(bi->rsdp);           /* tables for interrupt routing */
 	irq_init();                    /* PIC off, LAPIC and IOAPICs on */
+	pci_init();                    /* every function behind every bridge */
+	balloon_console_init();        /* the stats command */
+	if (virtio_pci_probe_all(cmdline_find(bi->cmdline, "polled", NULL, 0)) == 0)
+		klog("no virtio-balloon device");
 	mm_console_init();             /* the mem command */
 	console_init();                /* command input on COM1 */
 	if (cmdline_find(bi->cmdline, "crash", value, sizeof(value)))

@@ -3,6 +3,8 @@
 #ifndef BALLAST_CONSOLE_H
 #define BALLAST_CONSOLE_H
 
+#include <inttypes.h> /* answers format counters with PRIu64 */
+
 #define CONSOLE_LINE_MAX 256
 
 struct console_cmd {

@@ -1,0 +1,19 @@
+#include "drivers/pci/pci.h"
+#include "drivers/pci/pci_caps.h"
+
+int pci_cap_find(pci_cfg_read8_fn read8, const void *ctx, uint8_t id, uint8_t after)
+{
+	if (!((read8(ctx, PCI_STATUS) | (read8(ctx, PCI_STATUS + 1) << 8)) & PCI_STATUS_CAP_LIST))
+		return 0;
+	uint8_t off = after ? read8(ctx, after + 1) : read8(ctx, PCI_CAP_PTR);
+	for (unsigned steps = 0; off; steps++) {
+		/* the low two bits are reserved and must be ignored */
+		off &= 0xfc;
+		if (off < PCI_CAP_FIRST_OFFSET || steps >= PCI_CAP_MAX_WALK)
+			return -1;
+		if (read8(ctx, off) == id)
+			return off;
+		off = read8(ctx, off + 1);
+	}
+	return 0;
+}

@@ -1,0 +1,168 @@
+/* virtio-balloon bring-up and the statistics queue.
+ *
+ * The stats protocol (5.5.6.3): the driver keeps one buffer on the stats
+ * queue. The host takes it, and when it wants fresh numbers it hands the
+ * buffer back (used ring, interrupt); the driver refills it from a new
+ * snapshot and adds it again, and that addition is the answer. All of it
+ * runs in the interrupt handler, so an answer never waits for the idle
+ * loop. */
+#include <string.h>
+#include "drivers/virtio/balloon.h"
+#include "drivers/virtio/balloon_priv.h"
+#include "kernel/arch/cpu.h"
+#include "kernel/log.h"
+#include "kernel/mm/mm.h"
+
+#define STATS_LOG_MAX 512
+
+struct balloon balloon;
+
+static const uint16_t default_tags[BALLOON_DEFAULT_TAGS] = { 0, 1, 2, 3, 4, 5, 6, 7, 8, 9 };
+
+static int setup_queue(struct balloon *b, struct virtqueue *vq, unsigned index)
+{
+	struct virtio_dev *vd = b->vd;
+	uint16_t max = vd->ops->queue_max_size(vd, index);
+	uint16_t size = max;
+	if (!vd->ops->fixed_queue_size && size > VQ_MAX_SIZE)
+		size = VQ_MAX_SIZE;
+	if (max == 0 || size > VQ_MAX_SIZE || (size & (size - 1))) {
+		klog("%s: queue %u has unusable size %u", vd->name, index, max);
+		return -1;
+	}
+	uint64_t bytes = vq_ring_bytes(size);
+	unsigned order = 0;
+	while ((PAGE_SIZE << order) < bytes)
+		order++;
+	uint64_t pa = page_alloc(order);
+	if (pa == PMM_NO_PAGE)
+		return -1;
+	memset(phys_to_virt(pa), 0, PAGE_SIZE << order);
+	vq_init(vq, (uint16_t)index, size, phys_to_virt(pa), pa, virtio_has(vd, VIRTIO_F_EVENT_IDX));
+	return vd->ops->queue_activate(vd, vq);
+}
+
+/* A used entry the device should not have produced: the device is broken. */
+static void check_broken(struct balloon *b, struct virtqueue *vq)
+{
+	if (!vq->broken)
+		return;
+	klog("%s: queue %u: %s (id=%" PRIu64 " len=%" PRIu64 ")", b->vd->name, vq->index, vq->broken_reason,
+	     vq->bad_id, vq->bad_len);
+	virtio_fail(b->vd, "bad used-ring entry");
+}
+
+static void kick(struct balloon *b, struct virtqueue *vq)
+{
+	if (vq_kick_prepare(vq))
+		b->vd->ops->notify(b->vd, vq);
+}
+
+/* Fills the stats buffer from one fresh snapshot, logs it, hands it over. */
+void balloon_stats_answer(struct balloon *b)
+{
+	struct mm_stats s;
+	struct balloon_stat_values vals;
+	char line[STATS_LOG_MAX];
+	mm_stats(&s);
+	balloon_stats_from_mm(&s, &vals);
+	size_t bytes = balloon_stats_encode(default_tags, BALLOON_DEFAULT_TAGS, &vals, b->stats_buf, PAGE_SIZE);
+	b->stats_seq++;
+	balloon_stats_format(line, sizeof(line), b->stats_seq, &vals);
+	klog("%s", line);
+	struct vq_buf buf = { b->stats_buf_phys, (uint32_t)bytes };
+	if (vq_add(&b->stats_vq, &buf, 1, 0, b) < 0) {
+		klog("%s: stats buffer could not be added", b->vd->name);
+		return;
+	}
+	b->stats_held = false;
+	kick(b, &b->stats_vq);
+}
+
+static void record_latency(struct balloon *b, uint64_t ticks)
+{
+	b->latency[b->latency_count % BALLOON_LATENCY_SAMPLES] = ticks;
+	b->latency_count++;
+}
+
+static void stats_used(struct balloon *b)
+{
+	uint32_t len;
+	uint64_t t0 = rdtsc();
+	while (vq_get_used(&b->stats_vq, &len)) {
+		b->stats_requests++;
+		b->stats_held = true;
+		if (b->stats_paused)
+			continue; /* a buggy guest: keep the buffer */
+		balloon_stats_answer(b);
+		record_latency(b, rdtsc() - t0);
+	}
+	check_broken(b, &b->stats_vq);
+}
+
+static void balloon_interrupt(struct virtio_dev *vd, uint8_t isr)
+{
+	struct balloon *b = vd->driver;
+	if (vd->failed)
+		return;
+	if (isr & VIRTIO_ISR_QUEUE && b->has_stats)
+		stats_used(b);
+	if (isr & VIRTIO_ISR_CONFIG)
+		balloon_config_changed(b);
+}
+
+void balloon_config_changed(struct balloon *b)
+{
+	uint32_t target;
+	if (virtio_config_read32(b->vd, VIRTIO_BALLOON_CFG_NUM_PAGES, &target) < 0)
+		return;
+	if (target != b->target_pages)
+		klog("%s: host target num_pages=%u (inflate comes with the inflate issue; actual stays %u)",
+		     b->vd->name, target, 0u);
+	b->target_pages = target;
+}
+
+int balloon_probe(struct virtio_dev *vd)
+{
+	struct balloon *b = &balloon;
+	if (b->vd) {
+		klog("%s: a second balloon is not supported; ignored", vd->name);
+		return -1;
+	}
+	*b = (struct balloon){ .vd = vd };
+	vd->driver = b;
+	uint64_t wanted = 1ull << VIRTIO_BALLOON_F_STATS_VQ | 1ull << VIRTIO_F_VERSION_1 | 1ull << VIRTIO_F_EVENT_IDX;
+	uint64_t required = vd->ops->modern ? 1ull << VIRTIO_F_VERSION_1 : 0;
+	if (virtio_negotiate(vd, wanted, required) < 0)
+		return -1;
+	b->has_stats = virtio_has(vd, VIRTIO_BALLOON_F_STATS_VQ);
+	if (vd->config_size < sizeof(struct virtio_balloon_config) - 2 * sizeof(uint32_t)) {
+		virtio_fail(vd, "device configuration too small");
+		return -1;
+	}
+	if (setup_queue(b, &b->inflate_vq, VIRTIO_BALLOON_VQ_INFLATE) < 0 ||
+	    setup_queue(b, &b->deflate_vq, VIRTIO_BALLOON_VQ_DEFLATE) < 0 ||
+	    (b->has_stats && setup_queue(b, &b->stats_vq, VIRTIO_BALLOON_VQ_STATS) < 0)) {
+		virtio_fail(vd, "queue setup failed");
+		return -1;
+	}
+	if (b->has_stats) {
+		b->stats_buf_phys = page_alloc(0);
+		if (b->stats_buf_phys == PMM_NO_PAGE) {
+			virtio_fail(vd, "no memory for the stats buffer");
+			return -1;
+		}
+		b->stats_buf = phys_to_virt(b->stats_buf_phys);
+	}
+	vd->interrupt = balloon_interrupt;
+	virtio_driver_ok(vd);
+	klog("%s: up (stats %s, event_idx %s)", vd->name, b->has_stats ? "on" : "off: device has no STATS_VQ",
+	     virtio_has(vd, VIRTIO_F_EVENT_IDX) ? "on" : "off");
+	if (b->has_stats) {
+		uint64_t flags = irq_save();
+		balloon_stats_answer(b); /* the initial buffer the spec requires */
+		irq_restore(flags);
+	}
+	balloon_config_changed(b);
+	return 0;
+}

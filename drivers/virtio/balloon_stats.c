@@ -1,0 +1,55 @@
+#include <inttypes.h>
+#include <stdio.h>
+#include <string.h>
+#include "drivers/virtio/balloon_stats.h"
+
+static const char *const qmp_names[VIRTIO_BALLOON_S_NR_QEMU72] = {
+	"stat-swap-in", "stat-swap-out", "stat-major-faults", "stat-minor-faults",
+	"stat-free-memory", "stat-total-memory", "stat-available-memory", "stat-disk-caches",
+	"stat-htlb-pgalloc", "stat-htlb-pgfail",
+};
+
+const char *balloon_stat_name(uint16_t tag) { return tag < VIRTIO_BALLOON_S_NR_QEMU72 ? qmp_names[tag] : NULL; }
+
+void balloon_stats_from_mm(const struct mm_stats *s, struct balloon_stat_values *out)
+{
+	memset(out, 0, sizeof(*out));
+	/* no backing store: nothing is ever swapped or read back from disk, and
+	 * saying 0 is the truth, not a placeholder */
+	out->v[VIRTIO_BALLOON_S_SWAP_IN] = 0;
+	out->v[VIRTIO_BALLOON_S_SWAP_OUT] = 0;
+	out->v[VIRTIO_BALLOON_S_MAJFLT] = 0;
+	out->v[VIRTIO_BALLOON_S_MINFLT] = s->heap.minor_faults;
+	out->v[VIRTIO_BALLOON_S_MEMFREE] = s->pmm.free_pages * PAGE_SIZE;
+	out->v[VIRTIO_BALLOON_S_MEMTOT] = s->pmm.managed_pages * PAGE_SIZE;
+	/* available = free + reclaimable; ballast has no reclaimable cache yet */
+	out->v[VIRTIO_BALLOON_S_AVAIL] = s->pmm.free_pages * PAGE_SIZE;
+	out->v[VIRTIO_BALLOON_S_CACHES] = 0;
+	out->v[VIRTIO_BALLOON_S_HTLB_PGALLOC] = s->pmm.huge_allocs;
+	out->v[VIRTIO_BALLOON_S_HTLB_PGFAIL] = s->pmm.huge_failures;
+}
+
+size_t balloon_stats_encode(const uint16_t *tags, unsigned n, const struct balloon_stat_values *vals,
+                            void *out, size_t out_len)
+{
+	if (n > out_len / sizeof(struct virtio_balloon_stat))
+		return 0;
+	struct virtio_balloon_stat *st = out;
+	for (unsigned i = 0; i < n; i++) {
+		/* little-endian on every transport, as x86 is */
+		struct virtio_balloon_stat e = { tags[i], tags[i] < VIRTIO_BALLOON_S_NR ? vals->v[tags[i]] : 0 };
+		memcpy(&st[i], &e, sizeof(e));
+	}
+	return n * sizeof(struct virtio_balloon_stat);
+}
+
+int balloon_stats_format(char *buf, size_t len, uint64_t seq, const struct balloon_stat_values *vals)
+{
+	int n = snprintf(buf, len, "stats seq=%" PRIu64, seq);
+	for (uint16_t t = 0; t < VIRTIO_BALLOON_S_NR_QEMU72 && n >= 0; t++) {
+		size_t used = (size_t)n < len ? (size_t)n : len;
+		int m = snprintf(buf + used, len - used, " %s=%" PRIu64, qmp_names[t], vals->v[t]);
+		n = m < 0 ? m : n + m;
+	}
+	return n;
+}

@@ -1,0 +1,77 @@
+#include "drivers/virtio/virtio.h"
+#include "kernel/log.h"
+
+#define CONFIG_READ_RETRIES 100
+
+void virtio_fail(struct virtio_dev *vd, const char *why)
+{
+	if (vd->failed)
+		return;
+	vd->failed = true;
+	klog("%s: FAILED: %s", vd->name, why);
+	vd->ops->set_status(vd, vd->ops->get_status(vd) | VIRTIO_STATUS_FAILED);
+}
+
+int virtio_negotiate(struct virtio_dev *vd, uint64_t wanted, uint64_t required)
+{
+	const struct virtio_ops *ops = vd->ops;
+	ops->set_status(vd, 0);
+	/* a reset completes when status reads back 0 (4.1.4.3.2) */
+	for (unsigned i = 0; ops->get_status(vd) != 0; i++)
+		if (i > 1000000) {
+			virtio_fail(vd, "device did not reset");
+			return -1;
+		}
+	ops->set_status(vd, VIRTIO_STATUS_ACKNOWLEDGE);
+	ops->set_status(vd, VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER);
+	uint64_t offered = ops->get_features(vd);
+	if ((offered & required) != required) {
+		klog("%s: offered features 0x%" PRIx64 " lack required 0x%" PRIx64, vd->name, offered, required);
+		virtio_fail(vd, "required features not offered");
+		return -1;
+	}
+	vd->features = offered & wanted;
+	ops->set_features(vd, vd->features);
+	klog("%s: features offered=0x%" PRIx64 " accepted=0x%" PRIx64, vd->name, offered, vd->features);
+	if (!virtio_has(vd, VIRTIO_F_VERSION_1))
+		return 0; /* legacy devices have no FEATURES_OK step */
+	ops->set_status(vd, VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER | VIRTIO_STATUS_FEATURES_OK);
+	if (!(ops->get_status(vd) & VIRTIO_STATUS_FEATURES_OK)) {
+		virtio_fail(vd, "device refused FEATURES_OK");
+		return -1;
+	}
+	return 0;
+}
+
+void virtio_driver_ok(struct virtio_dev *vd)
+{
+	if (!vd->failed)
+		vd->ops->set_status(vd, vd->ops->get_status(vd) | VIRTIO_STATUS_DRIVER_OK);
+}
+
+static bool config_in_range(const struct virtio_dev *vd, unsigned off, unsigned width)
+{
+	return !(off % width) && off <= vd->config_size && width <= vd->config_size - off;
+}
+
+int virtio_config_read32(struct virtio_dev *vd, unsigned off, uint32_t *out)
+{
+	if (!config_in_range(vd, off, 4))
+		return -1;
+	for (unsigned tries = 0; tries < CONFIG_READ_RETRIES; tries++) {
+		uint32_t gen = vd->ops->config_generation(vd);
+		*out = vd->ops->config_read(vd, off, 4);
+		if (vd->ops->config_generation(vd) == gen)
+			return 0;
+	}
+	virtio_fail(vd, "config generation never settled");
+	return -1;
+}
+
+int virtio_config_write32(struct virtio_dev *vd, unsigned off, uint32_t v)
+{
+	if (!config_in_range(vd, off, 4))
+		return -1;
+	vd->ops->config_write(vd, off, 4, v);
+	return 0;
+}
