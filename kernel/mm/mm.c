@@ -15,8 +15,8 @@ static uint64_t usable_pages;
 
 static bool is_usable(uint32_t type) { return type == BOOT_MEM_USABLE || type == BOOT_MEM_BOOT_RECLAIMABLE; }
 
-/* The state array goes at the start of the first usable range that holds
- * it; those pages are managed memory in use from the start. */
+/* The allocator's metadata goes at the start of the first usable range
+ * that holds it; those pages are managed memory in use from the start. */
 static uint64_t place_state_array(const struct boot_info *bi, uint64_t bytes)
 {
 	for (uint32_t i = 0; i < bi->mem_count; i++) {
@@ -55,11 +55,10 @@ void mm_init(const struct boot_info *bi)
 		if (end > max_pfn)
 			max_pfn = end;
 	}
-	uint64_t state_bytes = (max_pfn + PAGE_SIZE - 1) & ~(PAGE_SIZE - 1);
+	uint64_t state_bytes = (pmm_meta_bytes(max_pfn) + PAGE_SIZE - 1) & ~(PAGE_SIZE - 1);
 	uint64_t state_base = place_state_array(bi, state_bytes);
-	if (!state_base)
-		panic("no usable range holds the %" PRIu64 "-byte page state array", state_bytes);
-	pmm_init(&pmm, phys_to_virt(state_base), max_pfn);
+	if (!state_base || pmm_init(&pmm, phys_to_virt(state_base), max_pfn) < 0)
+		panic("no usable range holds the %" PRIu64 "-byte page metadata", state_bytes);
 	pmm_add_in_use(&pmm, state_base, state_bytes / PAGE_SIZE);
 	add_ranges(bi, BOOT_MEM_USABLE, state_base, state_bytes);
 	if (paging_init(bi) < 0)

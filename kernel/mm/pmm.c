@@ -1,9 +1,9 @@
 /* Buddy allocator. A free block of order k is 2^k frames aligned to 2^k
  * frames; its buddy differs in bit k of the frame number. Free blocks are
- * kept on one doubly-linked list per order, threaded through the first
- * bytes of the free memory itself (through the direct map), and one state
- * byte per frame says what the frame is, so that freeing can find out in
- * O(1) whether the buddy is a free block of the same order. */
+ * kept on one doubly-linked list per order, linked through a per-frame
+ * array (never through the free memory: see pmm.h), and one state byte per
+ * frame says what the frame is, so that freeing can find out in O(1)
+ * whether the buddy is a free block of the same order. */
 #include "kernel/mm/pmm.h"
 
 /* Per-frame state byte. */
@@ -15,16 +15,13 @@
 
 uintptr_t pmm_direct_map_offset;
 
-static struct pmm_free_node *node_of(uint64_t pfn) { return phys_to_virt(pfn << PAGE_SHIFT); }
-
 static void list_push(struct pmm *p, uint64_t pfn, unsigned order)
 {
-	struct pmm_free_node *head = &p->free_list[order];
-	struct pmm_free_node *n = node_of(pfn);
-	n->next = head->next;
-	n->prev = head;
-	head->next->prev = n;
-	head->next = n;
+	uint32_t first = p->free_head[order];
+	p->link[pfn] = (struct pmm_link){ first, PMM_LIST_END };
+	if (first != PMM_LIST_END)
+		p->link[first].prev = (uint32_t)pfn;
+	p->free_head[order] = (uint32_t)pfn;
 	p->state[pfn] = STATE_FREE | order;
 	p->c.free_blocks[order]++;
 	p->c.free_pages += 1ull << order;
@@ -32,21 +29,35 @@ static void list_push(struct pmm *p, uint64_t pfn, unsigned order)
 
 static void list_remove(struct pmm *p, uint64_t pfn, unsigned order)
 {
-	struct pmm_free_node *n = node_of(pfn);
-	n->prev->next = n->next;
-	n->next->prev = n->prev;
+	struct pmm_link l = p->link[pfn];
+	if (l.prev != PMM_LIST_END)
+		p->link[l.prev].next = l.next;
+	else
+		p->free_head[order] = l.next;
+	if (l.next != PMM_LIST_END)
+		p->link[l.next].prev = l.prev;
 	p->state[pfn] = STATE_INSIDE;
 	p->c.free_blocks[order]--;
 	p->c.free_pages -= 1ull << order;
 }
 
-void pmm_init(struct pmm *p, uint8_t *state, uint64_t max_pfn)
+uint64_t pmm_meta_bytes(uint64_t max_pfn)
 {
-	*p = (struct pmm){ .state = state, .max_pfn = max_pfn };
+	/* links first, for their alignment */
+	return max_pfn * (sizeof(struct pmm_link) + 1);
+}
+
+int pmm_init(struct pmm *p, void *meta, uint64_t max_pfn)
+{
+	if (max_pfn > PMM_MAX_PFN || ((uintptr_t)meta & 7))
+		return -1;
+	*p = (struct pmm){ .link = meta, .state = (uint8_t *)meta + max_pfn * sizeof(struct pmm_link),
+	                   .max_pfn = max_pfn };
 	for (uint64_t i = 0; i < max_pfn; i++)
-		state[i] = STATE_UNMANAGED;
+		p->state[i] = STATE_UNMANAGED;
 	for (unsigned o = 0; o < PMM_ORDERS; o++)
-		p->free_list[o].next = p->free_list[o].prev = &p->free_list[o];
+		p->free_head[o] = PMM_LIST_END;
+	return 0;
 }
 
 /* Puts a block on the free lists, merging it with free buddies. */
@@ -106,7 +117,7 @@ uint64_t pmm_alloc(struct pmm *p, unsigned order)
 		return PMM_NO_PAGE;
 	}
 	unsigned o = order;
-	while (o < PMM_ORDERS && p->free_list[o].next == &p->free_list[o])
+	while (o < PMM_ORDERS && p->free_head[o] == PMM_LIST_END)
 		o++;
 	if (o == PMM_ORDERS) {
 		p->c.alloc_failures++;
@@ -114,7 +125,7 @@ uint64_t pmm_alloc(struct pmm *p, unsigned order)
 			p->c.huge_failures++;
 		return PMM_NO_PAGE;
 	}
-	uint64_t pfn = ((uint64_t)(uintptr_t)p->free_list[o].next - pmm_direct_map_offset) >> PAGE_SHIFT;
+	uint64_t pfn = p->free_head[o];
 	list_remove(p, pfn, o);
 	/* split: the upper half of each larger block goes back on a list */
 	while (o > order) {
@@ -156,10 +167,10 @@ bool pmm_check(const struct pmm *p)
 	uint64_t free_pages = 0;
 	for (unsigned o = 0; o < PMM_ORDERS; o++) {
 		uint64_t blocks = 0;
-		const struct pmm_free_node *head = &p->free_list[o];
-		for (const struct pmm_free_node *n = head->next; n != head; n = n->next) {
-			uint64_t pfn = ((uint64_t)(uintptr_t)n - pmm_direct_map_offset) >> PAGE_SHIFT;
-			if (pfn >= p->max_pfn || p->state[pfn] != (STATE_FREE | o) || (pfn & ((1ull << o) - 1)))
+		uint32_t prev = PMM_LIST_END;
+		for (uint32_t pfn = p->free_head[o]; pfn != PMM_LIST_END; prev = pfn, pfn = p->link[pfn].next) {
+			if (pfn >= p->max_pfn || p->state[pfn] != (STATE_FREE | o) || (pfn & ((1ull << o) - 1)) ||
+			    p->link[pfn].prev != prev)
 				return false;
 			if (++blocks > c->free_blocks[o])
 				return false; /* also stops a corrupted, cyclic list */

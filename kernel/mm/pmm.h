@@ -22,9 +22,15 @@
 extern uintptr_t pmm_direct_map_offset;
 static inline void *phys_to_virt(uint64_t pa) { return (void *)(uintptr_t)(pa + pmm_direct_map_offset); }
 
-struct pmm_free_node {
-	struct pmm_free_node *next, *prev;
+/* Free-list links live in a metadata array indexed by frame number, not in
+ * the free memory itself: the allocator never writes to free pages, so
+ * memory the host has never backed (or has taken back through the balloon)
+ * stays untouched until it is really used. */
+struct pmm_link {
+	uint32_t next, prev; /* frame numbers; PMM_LIST_END ends a list */
 };
+#define PMM_LIST_END UINT32_MAX
+#define PMM_MAX_PFN  (UINT32_MAX - 1ull) /* 16 TiB of 4 KiB frames */
 
 struct pmm_counters {
 	uint64_t managed_pages;   /* pages the allocator owns */
@@ -36,14 +42,18 @@ struct pmm_counters {
 };
 
 struct pmm {
-	uint8_t *state;   /* one byte per page frame, see pmm.c */
-	uint64_t max_pfn; /* frames [0, max_pfn) are described */
-	struct pmm_free_node free_list[PMM_ORDERS];
+	uint8_t *state;          /* one byte per frame, see pmm.c */
+	struct pmm_link *link;   /* one per frame; used for free block heads */
+	uint64_t max_pfn;        /* frames [0, max_pfn) are described */
+	uint32_t free_head[PMM_ORDERS];
 	struct pmm_counters c;
 };
 
-/* state must hold max_pfn bytes. Every frame starts unmanaged. */
-void pmm_init(struct pmm *p, uint8_t *state, uint64_t max_pfn);
+/* Bytes of metadata for frames [0, max_pfn). */
+uint64_t pmm_meta_bytes(uint64_t max_pfn);
+/* meta holds pmm_meta_bytes(max_pfn) bytes, 8-byte aligned; max_pfn is at
+ * most PMM_MAX_PFN. Every frame starts unmanaged. Returns 0 or -1. */
+int pmm_init(struct pmm *p, void *meta, uint64_t max_pfn);
 /* Hands the whole pages of [base, base + size) to the allocator; frames
  * beyond max_pfn or already managed are refused. Returns pages added, or -1
  * if the range was refused. */
