@@ -27,6 +27,20 @@ int boot_mem_add(struct boot_info *bi, uint64_t base, uint64_t size, uint32_t ty
 
 #define PAGE_ZERO_SIZE 4096
 
+/* Merges neighbours of one type; the ranges must be sorted. */
+static void merge_ranges(struct boot_info *bi)
+{
+	uint32_t out = 0;
+	for (uint32_t i = 0; i < bi->mem_count; i++) {
+		struct boot_mem_range *prev = out ? &bi->mem[out - 1] : 0;
+		if (prev && prev->type == bi->mem[i].type && prev->base + prev->size == bi->mem[i].base)
+			prev->size += bi->mem[i].size;
+		else
+			bi->mem[out++] = bi->mem[i];
+	}
+	bi->mem_count = out;
+}
+
 void boot_mem_finalize(struct boot_info *bi)
 {
 	/* insertion sort: firmware maps are short and nearly sorted */
@@ -37,27 +51,30 @@ void boot_mem_finalize(struct boot_info *bi)
 			bi->mem[j] = bi->mem[j - 1];
 		bi->mem[j] = r;
 	}
-	if (bi->mem_count > 0 && bi->mem[0].base == 0 && bi->mem[0].type != BOOT_MEM_RESERVED &&
-	    bi->mem[0].size >= PAGE_ZERO_SIZE && bi->mem_count < BOOT_MEM_MAX) {
-		for (uint32_t j = bi->mem_count; j > 0; j--)
-			bi->mem[j] = bi->mem[j - 1];
-		bi->mem_count++;
-		bi->mem[0] = (struct boot_mem_range){ 0, PAGE_ZERO_SIZE, BOOT_MEM_RESERVED };
-		bi->mem[1].base += PAGE_ZERO_SIZE;
-		bi->mem[1].size -= PAGE_ZERO_SIZE;
-		if (bi->mem[1].size == 0) {
-			for (uint32_t j = 1; j + 1 < bi->mem_count; j++)
+	/* Merged before page 0 is looked at: a byte-granular map may describe
+	 * page 0 in pieces of one type (the first piece then being shorter than
+	 * a page), and merging frees table slots for the reserved range. */
+	merge_ranges(bi);
+	struct boot_mem_range *first = &bi->mem[0];
+	if (bi->mem_count > 0 && first->base == 0 && first->type != BOOT_MEM_RESERVED &&
+	    first->size >= PAGE_ZERO_SIZE) {
+		first->base += PAGE_ZERO_SIZE;
+		first->size -= PAGE_ZERO_SIZE;
+		if (first->size == 0) {
+			for (uint32_t j = 0; j + 1 < bi->mem_count; j++)
 				bi->mem[j] = bi->mem[j + 1];
 			bi->mem_count--;
 		}
+		/* With the table full, page 0 is left out of the map instead: to
+		 * the kernel that is as good as reserved (neither allocated nor
+		 * mapped), only the log does not show it. */
+		if (bi->mem_count < BOOT_MEM_MAX) {
+			for (uint32_t j = bi->mem_count; j > 0; j--)
+				bi->mem[j] = bi->mem[j - 1];
+			bi->mem_count++;
+			bi->mem[0] = (struct boot_mem_range){ 0, PAGE_ZERO_SIZE, BOOT_MEM_RESERVED };
+		}
 	}
-	uint32_t out = 0;
-	for (uint32_t i = 0; i < bi->mem_count; i++) {
-		struct boot_mem_range *prev = out ? &bi->mem[out - 1] : 0;
-		if (prev && prev->type == bi->mem[i].type && prev->base + prev->size == bi->mem[i].base)
-			prev->size += bi->mem[i].size;
-		else
-			bi->mem[out++] = bi->mem[i];
-	}
-	bi->mem_count = out;
+	/* the new reserved page may border reserved memory */
+	merge_ranges(bi);
 }

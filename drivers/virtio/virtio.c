@@ -22,6 +22,10 @@ int virtio_negotiate(struct virtio_dev *vd, uint64_t wanted, uint64_t required)
 			virtio_fail(vd, "device did not reset");
 			return -1;
 		}
+	if (ops->after_reset && ops->after_reset(vd) < 0) {
+		virtio_fail(vd, "device refused the transport's interrupt setup");
+		return -1;
+	}
 	ops->set_status(vd, VIRTIO_STATUS_ACKNOWLEDGE);
 	ops->set_status(vd, VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER);
 	uint64_t offered = ops->get_features(vd);

@@ -54,6 +54,9 @@ struct virtio_ops {
 	void (*notify)(struct virtio_dev *vd, struct virtqueue *vq);
 	/* Reads and so acknowledges (and for INTx deasserts) the interrupt. */
 	uint8_t (*read_isr)(struct virtio_dev *vd);
+	/* Optional: restores transport state a device reset clears (the MSI-X
+	 * config vector); returns -1 if the device refuses it. */
+	int (*after_reset)(struct virtio_dev *vd);
 };
 
 struct virtio_dev {

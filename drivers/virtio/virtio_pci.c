@@ -1,9 +1,12 @@
 /* Finding virtio devices on PCI, choosing the transport, and delivering
  * their interrupts (INTx through the IOAPIC, or polling from the timer). */
 #include <stdio.h>
+#include "drivers/pci/msix.h"
 #include "drivers/pci/pci_irq.h"
 #include "drivers/virtio/balloon.h"
 #include "drivers/virtio/virtio_pci.h"
+#include "kernel/arch/irq_route.h"
+#include "kernel/arch/lapic.h"
 #include "kernel/arch/timer.h"
 #include "kernel/log.h"
 
@@ -36,6 +39,62 @@ static void deliver(struct virtio_pci *vp)
 static void intx_handler(void *ctx) { deliver(ctx); }
 static void poll_handler(void *ctx) { deliver(ctx); }
 
+/* With MSI-X there is no ISR to read: the vector says what happened. */
+static void msix_config_handler(void *ctx)
+{
+	struct virtio_pci *vp = ctx;
+	if (vp->vd.interrupt)
+		vp->vd.interrupt(&vp->vd, VIRTIO_ISR_CONFIG);
+}
+
+static void msix_queue_handler(void *ctx)
+{
+	struct virtio_pci *vp = ctx;
+	if (vp->vd.interrupt)
+		vp->vd.interrupt(&vp->vd, VIRTIO_ISR_QUEUE);
+}
+
+static uint8_t cfg_read8(const void *ctx, uint16_t off) { return pci_read8(ctx, off); }
+
+/* MSI-X for modern devices that offer it (QEMU 7.2's balloon does not; other
+ * hosts' may). Returns 0 if it is on. */
+static int setup_msix(struct virtio_pci *vp)
+{
+	const struct pci_dev *d = vp->pci;
+	uint64_t sizes[PCI_BARS];
+	bool io[PCI_BARS];
+	for (unsigned i = 0; i < PCI_BARS; i++) {
+		sizes[i] = d->bar[i].size;
+		io[i] = d->bar[i].is_io;
+	}
+	struct msix_info mi;
+	int found = msix_parse(cfg_read8, d, sizes, io, &mi);
+	if (found <= 0 || !vp->modern) {
+		if (found < 0)
+			klog("%s: malformed MSI-X capability; not using it", vp->vd.name);
+		return -1;
+	}
+	volatile uint8_t *bar = pci_map_bar(d, mi.table_bar);
+	if (!bar || mi.table_size <= VIRTIO_PCI_MSIX_QUEUE_ENTRY)
+		return -1;
+	volatile uint8_t *table = bar + mi.table_offset;
+	int vconfig = irq_alloc_msi(msix_config_handler, vp);
+	int vqueue = irq_alloc_msi(msix_queue_handler, vp);
+	if (vconfig < 0 || vqueue < 0)
+		return -1;
+	uint32_t addr, data;
+	msix_message(lapic_id(), (uint8_t)vconfig, &addr, &data);
+	msix_program_entry(table, mi.table_size, VIRTIO_PCI_MSIX_CONFIG_ENTRY, addr, data);
+	msix_message(lapic_id(), (uint8_t)vqueue, &addr, &data);
+	msix_program_entry(table, mi.table_size, VIRTIO_PCI_MSIX_QUEUE_ENTRY, addr, data);
+	uint16_t ctrl = pci_read16(d, mi.cap + PCI_MSIX_CTRL);
+	pci_write16(d, mi.cap + PCI_MSIX_CTRL, (ctrl | PCI_MSIX_CTRL_ENABLE) & ~PCI_MSIX_CTRL_MASKALL);
+	pci_write16(d, PCI_COMMAND, pci_read16(d, PCI_COMMAND) | PCI_COMMAND_INTX_DISABLE);
+	vp->msix = true;
+	klog("%s: interrupts: MSI-X, vectors 0x%x (config) 0x%x (queues)", vp->vd.name, vconfig, vqueue);
+	return 0;
+}
+
 static uint16_t virtio_type(const struct pci_dev *d)
 {
 	if (d->device >= VIRTIO_PCI_DEVICE_MODERN)
@@ -45,6 +104,8 @@ static uint16_t virtio_type(const struct pci_dev *d)
 
 static void setup_delivery(struct virtio_pci *vp, bool polled)
 {
+	if (!polled && setup_msix(vp) == 0)
+		return;
 	if (!polled) {
 		int vector = pci_route_intx(vp->pci, intx_handler, vp);
 		if (vector >= 0) {

@@ -94,7 +94,10 @@ struct virtio_pci {
 	uint32_t notify_off_multiplier;
 	uint16_t io_base;      /* legacy */
 	uint32_t io_size;
+	bool msix;             /* MSI-X on: entry 0 for config, entry 1 for queues */
 };
+#define VIRTIO_PCI_MSIX_CONFIG_ENTRY 0
+#define VIRTIO_PCI_MSIX_QUEUE_ENTRY  1
 
 /* Parses the virtio vendor capabilities of a device into vp's regions.
  * Returns 0, or a negative error with the reason in *why. Exposed for the

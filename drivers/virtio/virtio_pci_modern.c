@@ -65,7 +65,12 @@ static int modern_queue_activate(struct virtio_dev *vd, struct virtqueue *vq)
 	struct virtio_pci *vp = to_vp(vd);
 	mmio_write16(COMMON(vp, queue_select), vq->index);
 	mmio_write16(COMMON(vp, queue_size), vq->size);
-	mmio_write16(COMMON(vp, queue_msix_vector), VIRTIO_NO_VECTOR);
+	uint16_t vector = vp->msix ? VIRTIO_PCI_MSIX_QUEUE_ENTRY : VIRTIO_NO_VECTOR;
+	mmio_write16(COMMON(vp, queue_msix_vector), vector);
+	if (mmio_read16(COMMON(vp, queue_msix_vector)) != vector) {
+		klog("%s: queue %u refused MSI-X entry %u", vd->name, vq->index, vector);
+		return -1;
+	}
 	mmio_write64(COMMON(vp, queue_desc), vq->desc_phys);
 	mmio_write64(COMMON(vp, queue_driver), vq->avail_phys);
 	mmio_write64(COMMON(vp, queue_device), vq->used_phys);
@@ -88,6 +93,17 @@ static void modern_notify(struct virtio_dev *vd, struct virtqueue *vq)
 
 static uint8_t modern_read_isr(struct virtio_dev *vd) { return mmio_read8(to_vp(vd)->isr.base); }
 
+/* A reset clears msix_config; the device answers NO_VECTOR if it cannot
+ * use the entry (4.1.5.1.2). */
+static int modern_after_reset(struct virtio_dev *vd)
+{
+	struct virtio_pci *vp = to_vp(vd);
+	if (!vp->msix)
+		return 0;
+	mmio_write16(COMMON(vp, msix_config), VIRTIO_PCI_MSIX_CONFIG_ENTRY);
+	return mmio_read16(COMMON(vp, msix_config)) == VIRTIO_PCI_MSIX_CONFIG_ENTRY ? 0 : -1;
+}
+
 const struct virtio_ops virtio_pci_modern_ops = {
 	.name = "pci-modern",
 	.modern = true,
@@ -103,6 +119,7 @@ const struct virtio_ops virtio_pci_modern_ops = {
 	.queue_activate = modern_queue_activate,
 	.notify = modern_notify,
 	.read_isr = modern_read_isr,
+	.after_reset = modern_after_reset,
 };
 
 static uint8_t cfg_read8(const void *ctx, uint16_t off) { return pci_read8(ctx, off); }

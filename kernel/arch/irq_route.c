@@ -58,7 +58,8 @@ _Static_assert(sizeof(struct madt_iso) == 10, "MADT interrupt source override");
  * sharing a line share its vector. The PIC is parked on 0x20-0x2f. */
 #define VECTOR_PIC_BASE 0x20
 #define VECTOR_GSI_BASE 0x30
-#define GSI_MAX (VECTOR_SPURIOUS - VECTOR_GSI_BASE)
+#define VECTOR_MSI_BASE 0xc0 /* message-signalled vectors, handed out in order */
+#define GSI_MAX (VECTOR_MSI_BASE - VECTOR_GSI_BASE)
 
 struct ioapic {
 	volatile uint8_t *mmio;
@@ -69,6 +70,7 @@ static struct ioapic ioapics[MAX_IOAPICS];
 static unsigned ioapic_count;
 static struct { uint32_t gsi; uint16_t flags; bool overridden; } isa_map[ISA_IRQS];
 static uint8_t gsi_routed[GSI_MAX]; /* 0 = free, 1 = edge, 2 = level */
+static unsigned next_msi_vector = VECTOR_MSI_BASE;
 
 static uint32_t ioapic_read(struct ioapic *io, uint32_t reg)
 {
@@ -184,4 +186,11 @@ int irq_route_isa(unsigned isa_irq, irq_handler_fn fn, void *ctx)
 	bool level = (flags & MADT_ISO_TRIGGER_MASK) == MADT_ISO_TRIGGER_LEVEL;
 	bool low = (flags & MADT_ISO_POLARITY_MASK) == MADT_ISO_POLARITY_LOW;
 	return irq_route_gsi(isa_map[isa_irq].gsi, level, low, fn, ctx);
+}
+
+int irq_alloc_msi(irq_handler_fn fn, void *ctx)
+{
+	if (next_msi_vector >= VECTOR_SPURIOUS || irq_register(next_msi_vector, fn, ctx) < 0)
+		return -1;
+	return (int)next_msi_vector++;
 }

@@ -11,6 +11,8 @@ int irq_init(void);
  * shared level-triggered line) keeps one vector and calls every handler.
  * Returns the vector or a negative error. */
 int irq_route_gsi(unsigned gsi, bool level, bool active_low, irq_handler_fn fn, void *ctx);
+/* A fresh vector for a message-signalled interrupt, with its handler. */
+int irq_alloc_msi(irq_handler_fn fn, void *ctx);
 /* Routes an ISA IRQ, following the MADT's interrupt source overrides. */
 int irq_route_isa(unsigned isa_irq, irq_handler_fn fn, void *ctx);
 
