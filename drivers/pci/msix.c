@@ -1,12 +1,6 @@
 #include "drivers/pci/msix.h"
 #include "drivers/pci/pci.h"
 
-static uint32_t read32(pci_cfg_read8_fn read8, const void *ctx, uint16_t off)
-{
-	return (uint32_t)read8(ctx, off) | (uint32_t)read8(ctx, off + 1) << 8 | (uint32_t)read8(ctx, off + 2) << 16 |
-	       (uint32_t)read8(ctx, off + 3) << 24;
-}
-
 int msix_parse(pci_cfg_read8_fn read8, const void *ctx, const uint64_t bar_size[6], const bool bar_is_io[6],
                struct msix_info *out)
 {
@@ -16,7 +10,7 @@ int msix_parse(pci_cfg_read8_fn read8, const void *ctx, const uint64_t bar_size[
 	if (cap + 12 > PCI_CFG_SIZE)
 		return -1;
 	uint16_t ctrl = (uint16_t)(read8(ctx, cap + PCI_MSIX_CTRL) | read8(ctx, cap + PCI_MSIX_CTRL + 1) << 8);
-	uint32_t table = read32(read8, ctx, cap + PCI_MSIX_TABLE);
+	uint32_t table = pci_cap_read32(read8, ctx, cap + PCI_MSIX_TABLE);
 	out->cap = (uint8_t)cap;
 	out->table_size = (ctrl & PCI_MSIX_CTRL_SIZE_MASK) + 1;
 	out->table_bar = table & PCI_MSIX_BIR_MASK;

@@ -17,3 +17,9 @@ int pci_cap_find(pci_cfg_read8_fn read8, const void *ctx, uint8_t id, uint8_t af
 	}
 	return 0;
 }
+
+uint32_t pci_cap_read32(pci_cfg_read8_fn read8, const void *ctx, uint16_t off)
+{
+	return (uint32_t)read8(ctx, off) | (uint32_t)read8(ctx, off + 1) << 8 | (uint32_t)read8(ctx, off + 2) << 16 |
+	       (uint32_t)read8(ctx, off + 3) << 24;
+}

@@ -18,4 +18,7 @@ typedef uint8_t (*pci_cfg_read8_fn)(const void *ctx, uint16_t off);
  * (pointer into the header, past config space, or looping). */
 int pci_cap_find(pci_cfg_read8_fn read8, const void *ctx, uint8_t id, uint8_t after);
 
+/* A little-endian 32-bit field through the byte reader. */
+uint32_t pci_cap_read32(pci_cfg_read8_fn read8, const void *ctx, uint16_t off);
+
 #endif

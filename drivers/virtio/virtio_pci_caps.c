@@ -5,12 +5,6 @@
 #include <string.h>
 #include "drivers/virtio/virtio_pci.h"
 
-static uint32_t read32(pci_cfg_read8_fn read8, const void *ctx, uint16_t off)
-{
-	return (uint32_t)read8(ctx, off) | (uint32_t)read8(ctx, off + 1) << 8 | (uint32_t)read8(ctx, off + 2) << 16 |
-	       (uint32_t)read8(ctx, off + 3) << 24;
-}
-
 static uint32_t min_length(uint8_t cfg_type)
 {
 	switch (cfg_type) {
@@ -33,8 +27,8 @@ int virtio_pci_parse_caps(pci_cfg_read8_fn read8, const void *ctx, const struct 
 		c.cap_len = read8(ctx, off + 2);
 		c.cfg_type = read8(ctx, off + 3);
 		c.bar = read8(ctx, off + 4);
-		c.offset = read32(read8, ctx, off + 8);
-		c.length = read32(read8, ctx, off + 12);
+		c.offset = pci_cap_read32(read8, ctx, off + 8);
+		c.length = pci_cap_read32(read8, ctx, off + 12);
 		/* the spec lets a driver skip capabilities it cannot use and take
 		 * the first usable one of each type (4.1.4) */
 		if (c.cap_len < sizeof(struct virtio_pci_cap) || off + sizeof(struct virtio_pci_cap) > PCI_CFG_SIZE)
@@ -50,7 +44,7 @@ int virtio_pci_parse_caps(pci_cfg_read8_fn read8, const void *ctx, const struct 
 			if (c.cap_len < sizeof(struct virtio_pci_notify_cap) ||
 			    off + sizeof(struct virtio_pci_notify_cap) > PCI_CFG_SIZE)
 				continue;
-			*notify_mult = read32(read8, ctx, off + 16);
+			*notify_mult = pci_cap_read32(read8, ctx, off + 16);
 		}
 		found[c.cfg_type] = c;
 	}

@@ -55,7 +55,7 @@ int vq_add(struct virtqueue *vq, const struct vq_buf *bufs, unsigned n_out, unsi
 	unsigned n = n_out + n_in;
 	if (vq->broken || n == 0 || n > vq->num_free || !token)
 		return -1;
-	uint16_t head = vq->free_head, i = head, last = head;
+	uint16_t head = vq->free_head, i = head;
 	uint32_t in_len = 0;
 	for (unsigned k = 0; k < n; k++) {
 		struct vring_desc *d = &vq->desc[i];
@@ -63,12 +63,12 @@ int vq_add(struct virtqueue *vq, const struct vq_buf *bufs, unsigned n_out, unsi
 		d->len = bufs[k].len;
 		d->flags = (k >= n_out ? VRING_DESC_F_WRITE : 0) | (k + 1 < n ? VRING_DESC_F_NEXT : 0);
 		d->next = vq->next[i];
+		/* saturate: writable parts past 4 GiB in all still allow a
+		 * device to report UINT32_MAX bytes */
 		if (k >= n_out)
-			in_len += bufs[k].len;
-		last = i;
+			in_len = in_len + bufs[k].len < in_len ? UINT32_MAX : in_len + bufs[k].len;
 		i = vq->next[i];
 	}
-	(void)last;
 	vq->free_head = i;
 	vq->num_free -= n;
 	vq->chain_len[head] = (uint16_t)n;
@@ -114,7 +114,8 @@ void *vq_get_used(struct virtqueue *vq, uint32_t *len)
 	uint16_t pending = (uint16_t)(used_idx - vq->last_used_idx);
 	if (pending == 0)
 		return NULL;
-	if (pending > vq->size - vq->num_free)
+	/* buffers in flight, not descriptors: a chain is one used entry */
+	if (pending > (uint16_t)(vq->avail_idx - vq->last_used_idx))
 		return mark_broken(vq, "used index ran ahead of the buffers in flight", used_idx, pending);
 	vq_rmb(); /* the index before the entry it covers */
 	struct vring_used_elem e = vq->used->ring[vq->last_used_idx % vq->size];
