@@ -22,7 +22,20 @@ int virtio_pci_parse_caps(pci_cfg_read8_fn read8, const void *ctx, const struct 
 	memset(found, 0, sizeof(*found) * (VIRTIO_PCI_CAP_PCI_CFG + 1));
 	*notify_mult = 0;
 	int off = 0;
+	unsigned seen = 0;
 	while ((off = pci_cap_find(read8, ctx, PCI_CAP_ID_VENDOR, (uint8_t)off)) > 0) {
+		/* each pci_cap_find call walks on from the last hit with a fresh
+		 * step count, so a list looping through a vendor capability is
+		 * only caught here: no list holds more than this many */
+		if (++seen > PCI_CAP_MAX_WALK) {
+			off = -1;
+			break;
+		}
+		/* nothing of a capability running past config space is read:
+		 * through ports those offsets wrap around to the header, through
+		 * ECAM they are extended space, neither of them this capability */
+		if (off + sizeof(struct virtio_pci_cap) > PCI_CFG_SIZE)
+			continue;
 		struct virtio_pci_cap c;
 		c.cap_len = read8(ctx, off + 2);
 		c.cfg_type = read8(ctx, off + 3);
@@ -31,7 +44,7 @@ int virtio_pci_parse_caps(pci_cfg_read8_fn read8, const void *ctx, const struct 
 		c.length = pci_cap_read32(read8, ctx, off + 12);
 		/* the spec lets a driver skip capabilities it cannot use and take
 		 * the first usable one of each type (4.1.4) */
-		if (c.cap_len < sizeof(struct virtio_pci_cap) || off + sizeof(struct virtio_pci_cap) > PCI_CFG_SIZE)
+		if (c.cap_len < sizeof(struct virtio_pci_cap))
 			continue;
 		if (c.cfg_type < VIRTIO_PCI_CAP_COMMON_CFG || c.cfg_type > VIRTIO_PCI_CAP_DEVICE_CFG ||
 		    found[c.cfg_type].cfg_type)

@@ -1,105 +1,60 @@
-/* Unit tests of the buddy allocator, kernel/mm/pmm.c, run natively.
- *
- * "Physical memory" is a 64 MiB host buffer, 2 MiB aligned like real RAM
- * blocks are, seen at physical addresses [16 MiB, 80 MiB) through
- * pmm_direct_map_offset. Below 16 MiB there is no backing at all, so a
- * stray access there is ASan's to catch. The per-frame state array is a
- * separate host allocation of exactly max_pfn bytes, so an out-of-range
- * state index is caught too. */
-#include <stdlib.h>
-#include "kernel/mm/pmm.h"
-#include "tests/unit/check.h"
+/* Unit tests of the buddy allocator, kernel/mm/pmm.c, run natively: the
+ * deterministic cases. The fake machine is in pmm_fixture.h; the long
+ * random run and the checks that free memory is never written are in
+ * test_pmm_random.c. */
+#include "tests/unit/pmm_fixture.h"
 
-#define KB 1024ull
-#define MB (1024ull * KB)
-#define PG PAGE_SIZE
-#define PHYS_BASE (16 * MB)
-#define ARENA_SIZE (64 * MB)
-#define MAX_PFN ((PHYS_BASE + ARENA_SIZE) / PG)
-
-static uint8_t *arena, *state;
-static struct pmm pmm;
-
-static uint64_t rng_state;
-static uint64_t rng(void)
+/* pmm_init takes one metadata buffer: 8-byte aligned (the links are
+ * 32-bit pairs the kernel reads in one access), at most PMM_MAX_PFN frames
+ * (frame numbers are 32-bit, PMM_LIST_END is reserved). */
+static void test_init(void)
 {
-	/* xorshift64*: the same sequence on every host, unlike rand() */
-	rng_state ^= rng_state >> 12;
-	rng_state ^= rng_state << 25;
-	rng_state ^= rng_state >> 27;
-	return rng_state * 0x2545f4914f6cdd1dull;
-}
+	struct pmm p;
+	/* Room for one link and one state byte per frame, without wrapping
+	 * even for the largest max_pfn. */
+	CHECK(pmm_meta_bytes(MAX_PFN) >= MAX_PFN * (sizeof(struct pmm_link) + 1));
+	CHECK(pmm_meta_bytes(PMM_MAX_PFN) >= PMM_MAX_PFN * (sizeof(struct pmm_link) + 1));
+	const uint64_t n = 64;
+	uint8_t *buf = aligned_alloc(16, pmm_meta_bytes(n) + 16);
+	if (!CHECK(buf != NULL))
+		return;
+	for (unsigned mis = 1; mis < 8; mis++)
+		if (!CHECK_EQ_U64(pmm_init(&p, buf + mis, n), (uint64_t)-1))
+			fprintf(stderr, "    meta misaligned by %u accepted\n", mis);
+	CHECK_EQ_U64(pmm_init(&p, buf + 8, n), 0);
+	CHECK(pmm_check(&p));
+	/* Too many frames: refused before anything is written (if it were
+	 * accepted, initialising 4G state bytes would run off buf: ASan). */
+	CHECK_EQ_U64(pmm_init(&p, buf, PMM_MAX_PFN + 1), (uint64_t)-1);
+	CHECK_EQ_U64(pmm_init(&p, buf, UINT64_MAX), (uint64_t)-1);
+	free(buf);
 
-/* Ranges with holes between them (each gap holds at least one whole page,
- * so no buddy pair can span two ranges), unaligned starts and ends, a
- * range inside a single page (no whole page), and one ending exactly at
- * max_pfn. */
-static const struct { uint64_t base, size, pages; } layout[] = {
-	{ PHYS_BASE + 0x1800, 0x300234 - 0x1800, 0x1300 - 0x1002 }, /* starts and ends mid-page */
-	{ 20 * MB, 2 * MB, 512 },                                    /* exactly one 2 MiB block */
-	{ 23 * MB + 0x3000, 0x25010, 0x25 },
-	{ 24 * MB + 0x7ff, 0x800, 0 },                               /* no whole page */
-	{ 25 * MB + PG, PG, 1 },
-	{ 30 * MB, 48 * MB - 0x800, 48 * MB / PG - 1 },
-	{ 80 * MB - 2 * PG, 2 * PG, 2 },                             /* ends at max_pfn */
-};
-#define LAYOUT_N (sizeof layout / sizeof layout[0])
-
-static bool managed[MAX_PFN];        /* frames the layout hands to the allocator */
-static uint64_t layout_pages;
-static uint64_t layout_shape[PMM_ORDERS]; /* free blocks per order when all is free */
-
-/* The canonical buddy decomposition of the layout, computed independently
- * of pmm.c: the largest aligned block that fits, from the top order down. */
-static void compute_layout_model(void)
-{
-	for (size_t i = 0; i < LAYOUT_N; i++) {
-		uint64_t first = (layout[i].base + PG - 1) / PG, end = (layout[i].base + layout[i].size) / PG;
-		for (uint64_t pfn = first; pfn < end;) {
-			unsigned o = PMM_MAX_ORDER;
-			while (pfn % (1ull << o) || pfn + (1ull << o) > end)
-				o--;
-			layout_shape[o]++;
-			for (uint64_t j = 0; j < 1ull << o; j++)
-				managed[pfn + j] = true;
-			layout_pages += 1ull << o;
-			pfn += 1ull << o;
-		}
-	}
-}
-
-/* A fresh allocator over stale junk: pmm.c must not rely on zeroed memory
- * or a zeroed state array. */
-static void fresh(void)
-{
-	memset(arena, 0xa5, ARENA_SIZE);
-	memset(state, 0x5a, MAX_PFN);
-	pmm_direct_map_offset = (uintptr_t)arena - PHYS_BASE;
-	pmm_init(&pmm, state, MAX_PFN);
-	CHECK(pmm_check(&pmm));
-	CHECK_EQ_U64(pmm.c.managed_pages, 0);
-}
-
-/* Checks free_blocks[0..PMM_MAX_ORDER] against a list of counts. */
-static void expect_shape(const uint64_t want[PMM_ORDERS], int line)
-{
+	/* A max_pfn that is no multiple of the largest block, with metadata of
+	 * exactly the size asked for: merging at the top must not look at the
+	 * state of a buddy past max_pfn (ASan would catch the read). */
+	const uint64_t odd = 1000;
+	buf = malloc(pmm_meta_bytes(odd));
+	if (!CHECK(buf != NULL))
+		return;
+	CHECK_EQ_U64(pmm_init(&p, buf, odd), 0);
+	CHECK_EQ_U64(pmm_add_range(&p, 0, odd * PG), odd);
+	CHECK_EQ_U64(pmm_add_range(&p, odd * PG, PG), (uint64_t)-1);
+	CHECK(pmm_check(&p));
+	/* 1000 = 512 + 256 + 128 + 64 + 32 + 8 */
+	const uint64_t want[PMM_ORDERS] = { [3] = 1, [5] = 1, [6] = 1, [7] = 1, [8] = 1, [9] = 1 };
 	for (unsigned o = 0; o < PMM_ORDERS; o++)
-		if (!CHECK_EQ_U64(pmm.c.free_blocks[o], want[o]))
-			fprintf(stderr, "    order %u (line %d)\n", o, line);
-}
-#define EXPECT_SHAPE(...) expect_shape((const uint64_t[PMM_ORDERS]){ __VA_ARGS__ }, __LINE__)
-
-static void fresh_layout(void)
-{
-	fresh();
-	for (size_t i = 0; i < LAYOUT_N; i++) {
-		CHECK_EQ_U64(pmm_add_range(&pmm, layout[i].base, layout[i].size), layout[i].pages);
-		CHECK(pmm_check(&pmm));
-	}
-	CHECK_EQ_U64(pmm.c.managed_pages, layout_pages);
-	CHECK_EQ_U64(pmm.c.free_pages, layout_pages);
-	CHECK_EQ_U64(pmm.c.allocated_pages, 0);
-	expect_shape(layout_shape, __LINE__);
+		CHECK_EQ_U64(p.c.free_blocks[o], want[o]);
+	uint64_t n_alloc = 0;
+	while (pmm_alloc(&p, 0) != PMM_NO_PAGE)
+		n_alloc++;
+	CHECK_EQ_U64(n_alloc, odd);
+	for (uint64_t pfn = odd; pfn-- > 0;)
+		if (!CHECK_EQ_U64(pmm_free(&p, pfn * PG, 0), 0))
+			break;
+	CHECK(pmm_check(&p));
+	for (unsigned o = 0; o < PMM_ORDERS; o++)
+		CHECK_EQ_U64(p.c.free_blocks[o], want[o]);
+	free(buf);
 }
 
 static void test_split_merge(void)
@@ -161,11 +116,11 @@ static void test_split_merge(void)
 
 /* Physical address 0 is a valid block: it must not be confused with
  * PMM_NO_PAGE or "no node". The kernel never adds page 0, but the
- * allocator itself must not care. */
+ * allocator itself must not care. Nothing backs physical 0 here: the
+ * allocator must not need it to, since it never touches free memory. */
 static void test_phys_zero(void)
 {
 	fresh();
-	pmm_direct_map_offset = (uintptr_t)arena; /* physical 0 = arena start */
 	CHECK_EQ_U64(pmm_add_range(&pmm, 0, 2 * MB), 512);
 	CHECK_EQ_U64(pmm_alloc(&pmm, PMM_MAX_ORDER), 0);
 	CHECK(pmm_is_allocated(&pmm, 0, PMM_MAX_ORDER));
@@ -294,21 +249,6 @@ static void test_counters(void)
 	CHECK(pmm_check(&pmm));
 }
 
-/* A rejected call must leave everything as it was: counters, lists and
- * the state array. */
-static struct pmm saved_pmm;
-static uint8_t saved_state[MAX_PFN];
-static void save(void)
-{
-	saved_pmm = pmm;
-	memcpy(saved_state, state, MAX_PFN);
-}
-static bool unchanged(void)
-{
-	return memcmp(&saved_pmm, &pmm, sizeof pmm) == 0 && memcmp(saved_state, state, MAX_PFN) == 0 &&
-	       pmm_check(&pmm);
-}
-
 static void expect_bad_free(uint64_t pa, unsigned order, int line)
 {
 	save();
@@ -409,7 +349,7 @@ static void test_add_range(void)
 	CHECK(pmm_check(&pmm));
 }
 
-/* The kernel's state array sits at the start of a usable range: those
+/* The kernel's metadata sits at the start of a usable range: those
  * pages are managed and allocated from the outset, never handed out. */
 static void test_add_in_use(void)
 {
@@ -440,162 +380,11 @@ static void test_add_in_use(void)
 	CHECK(pmm_check(&pmm));
 }
 
-/* A long random sequence against a model: the set of allocated blocks,
- * each filled with a pattern derived from a per-block tag. The pattern
- * covers the first 16 bytes of every page (where the allocator threads its
- * free list, so a block it wrongly thinks free gets overwritten there) and
- * the last 8. */
-#define RANDOM_STEPS 200000
-#define CHECK_EVERY 256
-
-struct block {
-	uint64_t pa, tag;
-	unsigned order;
-};
-static struct block blocks[MAX_PFN];
-static uint32_t nblocks;
-static bool taken[MAX_PFN];
-
-static uint64_t *page_words(uint64_t pa) { return phys_to_virt(pa); }
-static uint64_t pattern(uint64_t tag, uint64_t page) { return tag ^ (page * 0x9e3779b97f4a7c15ull); }
-
-static void fill(const struct block *b)
-{
-	for (uint64_t i = 0; i < 1ull << b->order; i++) {
-		uint64_t *w = page_words(b->pa + i * PG);
-		w[0] = w[1] = w[PG / 8 - 1] = pattern(b->tag, i);
-	}
-}
-
-static bool intact(const struct block *b)
-{
-	for (uint64_t i = 0; i < 1ull << b->order; i++) {
-		const uint64_t *w = page_words(b->pa + i * PG);
-		uint64_t v = pattern(b->tag, i);
-		if (w[0] != v || w[1] != v || w[PG / 8 - 1] != v)
-			return false;
-	}
-	return true;
-}
-
-/* Mostly small orders, as the kernel's users ask for, with enough 2 MiB
- * requests to exhaust and fragment memory now and then. */
-static unsigned random_order(void)
-{
-	unsigned r = (unsigned)(rng() % 100);
-	if (r < 50) return 0;
-	if (r < 70) return 1;
-	if (r < 80) return 2;
-	if (r < 85) return 3;
-	if (r < 92) return 4 + (unsigned)(rng() % 5);
-	return PMM_MAX_ORDER;
-}
-
-static void test_random(void)
-{
-	const uint64_t seed = 0x62616c6c617374ull; /* "ballast" */
-	rng_state = seed;
-	printf("pmm: random sequence, seed 0x%llx, %d steps\n", (unsigned long long)seed, RANDOM_STEPS);
-	fresh_layout();
-	memset(taken, 0, sizeof taken);
-	nblocks = 0;
-	/* What the counters must say, kept by the model. */
-	uint64_t pages = 0, allocs = 0, frees = 0, failures = 0, huge = 0, huge_failures = 0;
-	for (int step = 0; step < RANDOM_STEPS; step++) {
-		/* Phases that mostly allocate, then mostly free, so the run spans
-		 * empty, fragmented and exhausted memory. */
-		unsigned alloc_pct = (step / 10000) % 2 ? 35 : 70;
-		bool ok = true;
-		if (nblocks == 0 || rng() % 100 < alloc_pct) {
-			unsigned order = random_order();
-			uint64_t pa = pmm_alloc(&pmm, order);
-			if (pa == PMM_NO_PAGE) {
-				failures++;
-				huge_failures += order == PMM_HUGE_ORDER;
-				/* a failure is only right if no block is big enough */
-				for (unsigned o = order; o < PMM_ORDERS; o++)
-					ok &= pmm.c.free_blocks[o] == 0;
-			} else {
-				uint64_t pfn = pa / PG;
-				ok &= pa % (PG << order) == 0 && pfn + (1ull << order) <= MAX_PFN;
-				for (uint64_t j = 0; ok && j < 1ull << order; j++) {
-					ok &= managed[pfn + j] && !taken[pfn + j];
-					taken[pfn + j] = true;
-				}
-				ok &= pmm_is_allocated(&pmm, pa, order);
-				if (ok) {
-					blocks[nblocks] = (struct block){ pa, rng(), order };
-					fill(&blocks[nblocks++]);
-				}
-				pages += 1ull << order;
-				allocs++;
-				huge += order == PMM_HUGE_ORDER;
-			}
-		} else {
-			uint32_t k = (uint32_t)(rng() % nblocks);
-			struct block b = blocks[k];
-			ok &= intact(&b);
-			/* Now and then, a wrong free first: it must change nothing. */
-			if (rng() % 50 == 0) {
-				save();
-				unsigned wrong = b.order == 0 ? 1 : b.order - 1;
-				/* a later page of the block, or for one page, a misaligned address */
-				uint64_t inside = b.pa + (b.order ? PG : 8);
-				ok &= pmm_free(&pmm, b.pa, wrong) == -1 && pmm_free(&pmm, inside, 0) == -1 && unchanged();
-			}
-			ok &= pmm_free(&pmm, b.pa, b.order) == 0 && !pmm_is_allocated(&pmm, b.pa, b.order);
-			ok &= pmm_free(&pmm, b.pa, b.order) == -1; /* and a double free is refused */
-			for (uint64_t j = 0; j < 1ull << b.order; j++)
-				taken[b.pa / PG + j] = false;
-			blocks[k] = blocks[--nblocks];
-			pages -= 1ull << b.order;
-			frees++;
-		}
-		const struct pmm_counters *c = &pmm.c;
-		ok &= c->allocated_pages == pages && c->free_pages == layout_pages - pages &&
-		      c->managed_pages == layout_pages && c->allocs == allocs && c->frees == frees &&
-		      c->alloc_failures == failures && c->huge_allocs == huge && c->huge_failures == huge_failures;
-		if (step % CHECK_EVERY == 0) {
-			ok &= pmm_check(&pmm);
-			for (uint32_t i = 0; i < nblocks; i++)
-				ok &= intact(&blocks[i]);
-		}
-		if (!CHECK(ok)) {
-			fprintf(stderr, "    step %d: model and allocator disagree (%u blocks, %llu pages)\n", step,
-			        nblocks, (unsigned long long)pages);
-			return;
-		}
-	}
-	printf("pmm: random sequence: %llu allocs, %llu failed (%llu huge), %llu frees\n",
-	       (unsigned long long)allocs, (unsigned long long)failures, (unsigned long long)huge_failures,
-	       (unsigned long long)frees);
-	/* The run must have reached exhaustion, or it tested less than it
-	 * claims to. */
-	CHECK(failures > 0 && huge > 0);
-	CHECK(pmm_check(&pmm));
-	/* Everything freed (contents checked a last time) merges back into
-	 * the shape it started in. */
-	while (nblocks) {
-		uint32_t k = (uint32_t)(rng() % nblocks);
-		if (!CHECK(intact(&blocks[k])) || !CHECK_EQ_U64(pmm_free(&pmm, blocks[k].pa, blocks[k].order), 0))
-			return;
-		blocks[k] = blocks[--nblocks];
-	}
-	CHECK(pmm_check(&pmm));
-	CHECK_EQ_U64(pmm.c.allocated_pages, 0);
-	CHECK_EQ_U64(pmm.c.free_pages, layout_pages);
-	expect_shape(layout_shape, __LINE__);
-}
-
 int main(void)
 {
-	arena = aligned_alloc(2 * MB, ARENA_SIZE);
-	state = malloc(MAX_PFN);
-	if (!arena || !state) {
-		fprintf(stderr, "pmm: out of host memory\n");
+	if (fixture_setup() < 0)
 		return 2;
-	}
-	compute_layout_model();
+	test_init();
 	test_split_merge();
 	test_phys_zero();
 	test_alignment_and_exhaustion();
@@ -603,8 +392,6 @@ int main(void)
 	test_bad_free();
 	test_add_range();
 	test_add_in_use();
-	test_random();
-	free(state);
-	free(arena);
+	fixture_teardown();
 	return check_summary("pmm");
 }

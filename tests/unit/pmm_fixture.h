@@ -1,0 +1,156 @@
+/* The fake machine both pmm test programs run on (test_pmm.c: the
+ * deterministic cases; test_pmm_random.c: the long random run and the
+ * "free memory is never written" checks). Split in two only to keep each
+ * file readable; every helper is static, each program is one translation
+ * unit plus kernel/mm/pmm.c.
+ *
+ * "Physical memory" is a 64 MiB host buffer, 2 MiB aligned like real RAM
+ * blocks are, standing for physical addresses [16 MiB, 80 MiB). It is
+ * filled with ARENA_FILL and the allocator must never write to it (its
+ * links live in the metadata): only the tests themselves write into blocks
+ * they were handed. Below 16 MiB there is no backing at all. The metadata
+ * is a separate host allocation of exactly pmm_meta_bytes(MAX_PFN) bytes,
+ * so an index past the last frame is ASan's to catch. */
+#ifndef BALLAST_TEST_PMM_FIXTURE_H
+#define BALLAST_TEST_PMM_FIXTURE_H
+
+#include <stdlib.h>
+#include "kernel/mm/pmm.h"
+#include "tests/unit/check.h"
+
+#define KB 1024ull
+#define MB (1024ull * KB)
+#define PG PAGE_SIZE
+#define PHYS_BASE (16 * MB)
+#define ARENA_SIZE (64 * MB)
+#define MAX_PFN ((PHYS_BASE + ARENA_SIZE) / PG)
+#define ARENA_FILL 0xa5
+#define ARENA_WORD 0xa5a5a5a5a5a5a5a5ull
+
+static uint8_t *arena, *meta, *saved_meta;
+static uint64_t meta_bytes;
+static struct pmm pmm;
+
+/* The host address of a physical address in the arena. The tests do not
+ * use pmm.h's phys_to_virt: the allocator no longer needs a direct map. */
+static inline uint64_t *host_words(uint64_t pa) { return (uint64_t *)(arena + (pa - PHYS_BASE)); }
+
+static uint64_t rng_state;
+static inline uint64_t rng(void)
+{
+	/* xorshift64*: the same sequence on every host, unlike rand() */
+	rng_state ^= rng_state >> 12;
+	rng_state ^= rng_state << 25;
+	rng_state ^= rng_state >> 27;
+	return rng_state * 0x2545f4914f6cdd1dull;
+}
+
+/* Ranges with holes between them (each gap holds at least one whole page,
+ * so no buddy pair can span two ranges), unaligned starts and ends, a
+ * range inside a single page (no whole page), and one ending exactly at
+ * max_pfn. */
+static const struct { uint64_t base, size, pages; } layout[] = {
+	{ PHYS_BASE + 0x1800, 0x300234 - 0x1800, 0x1300 - 0x1002 }, /* starts and ends mid-page */
+	{ 20 * MB, 2 * MB, 512 },                                    /* exactly one 2 MiB block */
+	{ 23 * MB + 0x3000, 0x25010, 0x25 },
+	{ 24 * MB + 0x7ff, 0x800, 0 },                               /* no whole page */
+	{ 25 * MB + PG, PG, 1 },
+	{ 30 * MB, 48 * MB - 0x800, 48 * MB / PG - 1 },
+	{ 80 * MB - 2 * PG, 2 * PG, 2 },                             /* ends at max_pfn */
+};
+#define LAYOUT_N (sizeof layout / sizeof layout[0])
+
+static bool managed[MAX_PFN];             /* frames the layout hands to the allocator */
+static uint64_t layout_pages;
+static uint64_t layout_shape[PMM_ORDERS]; /* free blocks per order when all is free */
+
+/* The canonical buddy decomposition of the layout, computed independently
+ * of pmm.c: the largest aligned block that fits, from the top order down. */
+static void compute_layout_model(void)
+{
+	for (size_t i = 0; i < LAYOUT_N; i++) {
+		uint64_t first = (layout[i].base + PG - 1) / PG, end = (layout[i].base + layout[i].size) / PG;
+		for (uint64_t pfn = first; pfn < end;) {
+			unsigned o = PMM_MAX_ORDER;
+			while (pfn % (1ull << o) || pfn + (1ull << o) > end)
+				o--;
+			layout_shape[o]++;
+			for (uint64_t j = 0; j < 1ull << o; j++)
+				managed[pfn + j] = true;
+			layout_pages += 1ull << o;
+			pfn += 1ull << o;
+		}
+	}
+}
+
+static int fixture_setup(void)
+{
+	meta_bytes = pmm_meta_bytes(MAX_PFN);
+	arena = aligned_alloc(2 * MB, ARENA_SIZE);
+	meta = malloc(meta_bytes); /* malloc's alignment is 16, enough for pmm_init's 8 */
+	if (!arena || !meta) {
+		fprintf(stderr, "pmm: out of host memory\n");
+		return -1;
+	}
+	compute_layout_model();
+	return 0;
+}
+
+static void fixture_teardown(void)
+{
+	free(saved_meta);
+	free(meta);
+	free(arena);
+}
+
+/* A fresh allocator over stale junk: pmm.c must not rely on zeroed
+ * metadata. The arena is refilled so the "never written" checks start from
+ * a known pattern. */
+static void fresh(void)
+{
+	memset(arena, ARENA_FILL, ARENA_SIZE);
+	memset(meta, 0x5a, meta_bytes);
+	CHECK_EQ_U64(pmm_init(&pmm, meta, MAX_PFN), 0);
+	CHECK(pmm_check(&pmm));
+	CHECK_EQ_U64(pmm.c.managed_pages, 0);
+}
+
+/* Checks free_blocks[0..PMM_MAX_ORDER] against a list of counts. */
+static void expect_shape(const uint64_t want[PMM_ORDERS], int line)
+{
+	for (unsigned o = 0; o < PMM_ORDERS; o++)
+		if (!CHECK_EQ_U64(pmm.c.free_blocks[o], want[o]))
+			fprintf(stderr, "    order %u (line %d)\n", o, line);
+}
+#define EXPECT_SHAPE(...) expect_shape((const uint64_t[PMM_ORDERS]){ __VA_ARGS__ }, __LINE__)
+
+static void fresh_layout(void)
+{
+	fresh();
+	for (size_t i = 0; i < LAYOUT_N; i++) {
+		CHECK_EQ_U64(pmm_add_range(&pmm, layout[i].base, layout[i].size), layout[i].pages);
+		CHECK(pmm_check(&pmm));
+	}
+	CHECK_EQ_U64(pmm.c.managed_pages, layout_pages);
+	CHECK_EQ_U64(pmm.c.free_pages, layout_pages);
+	CHECK_EQ_U64(pmm.c.allocated_pages, 0);
+	expect_shape(layout_shape, __LINE__);
+}
+
+/* A rejected call must leave everything as it was: counters, list heads
+ * and the whole metadata (links as well as state bytes). */
+static struct pmm saved_pmm;
+static void save(void)
+{
+	if (!saved_meta && !(saved_meta = malloc(meta_bytes)))
+		abort();
+	saved_pmm = pmm;
+	memcpy(saved_meta, meta, meta_bytes);
+}
+static bool unchanged(void)
+{
+	return memcmp(&saved_pmm, &pmm, sizeof pmm) == 0 && memcmp(saved_meta, meta, meta_bytes) == 0 &&
+	       pmm_check(&pmm);
+}
+
+#endif

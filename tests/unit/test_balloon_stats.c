@@ -1,0 +1,179 @@
+/* Unit tests of drivers/virtio/balloon_stats.c: what the guest tells the
+ * host about its memory. The host (QEMU's balloon, then QMP's
+ * guest-stats) takes the bytes as they are, so the mapping from the mm
+ * counters, the wire encoding and the log line the end-to-end tests match
+ * against the host's report are checked exactly. */
+#include <stdlib.h>
+#include "drivers/virtio/balloon_stats.h"
+#include "tests/unit/check.h"
+
+/* Every counter a different value, none a multiple of another, so a
+ * field read from the wrong place shows. */
+static struct mm_stats sample(void)
+{
+	struct mm_stats s;
+	memset(&s, 0x77, sizeof s); /* fields that must not matter: junk */
+	s.pmm.managed_pages = 262144 - 1234;
+	s.pmm.free_pages = 200001;
+	s.pmm.allocated_pages = 262144 - 1234 - 200001;
+	s.pmm.huge_allocs = 17;
+	s.pmm.huge_failures = 3;
+	s.pmm.allocs = 99999;
+	s.pmm.alloc_failures = 55;
+	s.heap.minor_faults = 4321;
+	s.heap.backed_pages = 4000;
+	s.heap.brk_bytes = 0x123456;
+	s.usable_pages = 262144;
+	s.page_table_pages = 9;
+	return s;
+}
+
+static void test_from_mm(void)
+{
+	struct mm_stats s = sample();
+	struct balloon_stat_values v;
+	memset(&v, 0xcc, sizeof v);
+	balloon_stats_from_mm(&s, &v);
+	CHECK_EQ_U64(v.v[VIRTIO_BALLOON_S_SWAP_IN], 0);
+	CHECK_EQ_U64(v.v[VIRTIO_BALLOON_S_SWAP_OUT], 0);
+	CHECK_EQ_U64(v.v[VIRTIO_BALLOON_S_MAJFLT], 0);
+	CHECK_EQ_U64(v.v[VIRTIO_BALLOON_S_MINFLT], 4321);
+	CHECK_EQ_U64(v.v[VIRTIO_BALLOON_S_MEMFREE], 200001ull * 4096);
+	CHECK_EQ_U64(v.v[VIRTIO_BALLOON_S_MEMTOT], (262144ull - 1234) * 4096);
+	CHECK_EQ_U64(v.v[VIRTIO_BALLOON_S_AVAIL], 200001ull * 4096);
+	CHECK_EQ_U64(v.v[VIRTIO_BALLOON_S_CACHES], 0);
+	CHECK_EQ_U64(v.v[VIRTIO_BALLOON_S_HTLB_PGALLOC], 17);
+	CHECK_EQ_U64(v.v[VIRTIO_BALLOON_S_HTLB_PGFAIL], 3);
+	/* tags past QEMU 7.2's are cleared, not left as junk */
+	for (unsigned t = VIRTIO_BALLOON_S_NR_QEMU72; t < VIRTIO_BALLOON_S_NR; t++)
+		CHECK_EQ_U64(v.v[t], 0);
+	/* sizes are bytes in 64 bits: 16 TiB of pages does not wrap */
+	s.pmm.managed_pages = s.pmm.free_pages = 1ull << 32;
+	balloon_stats_from_mm(&s, &v);
+	CHECK_EQ_U64(v.v[VIRTIO_BALLOON_S_MEMTOT], 1ull << 44);
+	CHECK_EQ_U64(v.v[VIRTIO_BALLOON_S_MEMFREE], 1ull << 44);
+}
+
+static uint64_t le64_at(const uint8_t *p)
+{
+	uint64_t v = 0;
+	for (int i = 7; i >= 0; i--)
+		v = v << 8 | p[i];
+	return v;
+}
+
+static void test_encode(void)
+{
+	struct balloon_stat_values v;
+	for (unsigned t = 0; t < VIRTIO_BALLOON_S_NR; t++)
+		v.v[t] = 0x0102030405060708ull * (t + 1);
+	v.v[VIRTIO_BALLOON_S_MEMFREE] = UINT64_MAX;
+	uint16_t tags[VIRTIO_BALLOON_S_NR];
+	for (unsigned t = 0; t < VIRTIO_BALLOON_S_NR; t++)
+		tags[t] = (uint16_t)t;
+
+	/* Exactly room for the ten defaults, in a heap buffer of that size
+	 * (ASan guards its end). Each entry: tag (LE16), value (LE64), packed. */
+	size_t room = BALLOON_DEFAULT_TAGS * 10;
+	uint8_t *out = malloc(room);
+	if (!CHECK(out != NULL))
+		return;
+	memset(out, 0xee, room);
+	CHECK_EQ_U64(balloon_stats_encode(tags, BALLOON_DEFAULT_TAGS, &v, out, room), 100);
+	for (unsigned i = 0; i < BALLOON_DEFAULT_TAGS; i++) {
+		const uint8_t *e = out + 10 * i;
+		CHECK_EQ_U64(e[0] | e[1] << 8, i);
+		if (!CHECK_EQ_U64(le64_at(e + 2), v.v[i]))
+			fprintf(stderr, "    entry %u\n", i);
+	}
+	/* the raw bytes of one entry, spelled out */
+	const uint8_t entry1[10] = { 0x01, 0x00, 0x10, 0x0e, 0x0c, 0x0a, 0x08, 0x06, 0x04, 0x02 };
+	CHECK(memcmp(out + 10, entry1, 10) == 0);
+	const uint8_t entry4[10] = { 0x04, 0x00, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff };
+	CHECK(memcmp(out + 40, entry4, 10) == 0);
+
+	/* one byte short: nothing written, 0 returned */
+	memset(out, 0xee, room);
+	CHECK_EQ_U64(balloon_stats_encode(tags, BALLOON_DEFAULT_TAGS, &v, out, room - 1), 0);
+	CHECK_EQ_U64(balloon_stats_encode(tags, 1, &v, out, 9), 0);
+	CHECK_EQ_U64(balloon_stats_encode(tags, 1, &v, out, 0), 0);
+	bool untouched = true;
+	for (size_t i = 0; i < room; i++)
+		untouched &= out[i] == 0xee;
+	CHECK(untouched);
+	free(out);
+
+	/* Tags in any order, repeated, and unknown ones: 10..15 carry their
+	 * values (Linux 6.12 sends them), 16 and beyond encode 0. */
+	const uint16_t odd[] = { 9, 3, 3, 15, 16, 0xffff };
+	uint8_t buf[60];
+	CHECK_EQ_U64(balloon_stats_encode(odd, 6, &v, buf, sizeof buf), 60);
+	for (unsigned i = 0; i < 6; i++) {
+		CHECK_EQ_U64(buf[10 * i] | buf[10 * i + 1] << 8, odd[i]);
+		CHECK_EQ_U64(le64_at(buf + 10 * i + 2), odd[i] < VIRTIO_BALLOON_S_NR ? v.v[odd[i]] : 0);
+	}
+}
+
+static void test_names(void)
+{
+	const char *const want[] = {
+		"stat-swap-in", "stat-swap-out", "stat-major-faults", "stat-minor-faults", "stat-free-memory",
+		"stat-total-memory", "stat-available-memory", "stat-disk-caches", "stat-htlb-pgalloc", "stat-htlb-pgfail",
+	};
+	for (uint16_t t = 0; t < 10; t++)
+		CHECK_EQ_STR(balloon_stat_name(t), want[t]);
+	const uint16_t none[] = { 10, 11, 15, 16, 0xffff };
+	for (unsigned i = 0; i < sizeof none / sizeof none[0]; i++)
+		CHECK(balloon_stat_name(none[i]) == NULL);
+}
+
+static void test_format(void)
+{
+	struct balloon_stat_values v = { { 0 } };
+	for (unsigned t = 0; t < VIRTIO_BALLOON_S_NR; t++)
+		v.v[t] = 1000 + t;
+	v.v[VIRTIO_BALLOON_S_MEMFREE] = UINT64_MAX;
+	v.v[VIRTIO_BALLOON_S_OOM_KILL] = 424242; /* not one of the ten: not printed */
+	const char *want = "stats seq=7 stat-swap-in=1000 stat-swap-out=1001 stat-major-faults=1002 "
+	                   "stat-minor-faults=1003 stat-free-memory=18446744073709551615 stat-total-memory=1005 "
+	                   "stat-available-memory=1006 stat-disk-caches=1007 stat-htlb-pgalloc=1008 "
+	                   "stat-htlb-pgfail=1009";
+	size_t full = strlen(want);
+	char buf[512];
+	memset(buf, 'x', sizeof buf);
+	CHECK_EQ_U64(balloon_stats_format(buf, sizeof buf, 7, &v), full);
+	CHECK_EQ_STR(buf, want);
+	/* the sequence number in full too */
+	CHECK(balloon_stats_format(buf, sizeof buf, UINT64_MAX, &v) > 0);
+	CHECK(strncmp(buf, "stats seq=18446744073709551615 stat-swap-in=1000 ", 49) == 0);
+
+	/* Truncated at every length, into a heap buffer of exactly that size
+	 * (ASan catches a write past it): the prefix that fits, terminated,
+	 * and the full length returned. */
+	bool ok = true;
+	for (size_t len = 1; len <= full + 1; len++) {
+		char *b = malloc(len);
+		if (!b)
+			return;
+		memset(b, 'x', len);
+		int r = balloon_stats_format(b, len, 7, &v);
+		if (r < 0 || (size_t)r != full || b[len - 1] != '\0' || strncmp(b, want, len - 1) != 0) {
+			if (ok)
+				fprintf(stderr, "    truncated to %zu: returned %d, \"%.*s\"\n", len, r, (int)len, b);
+			ok = false;
+		}
+		free(b);
+	}
+	CHECK(ok);
+	/* no buffer at all: just the length */
+	CHECK_EQ_U64(balloon_stats_format(NULL, 0, 7, &v), full);
+}
+
+int main(void)
+{
+	test_from_mm();
+	test_encode();
+	test_names();
+	test_format();
+	return check_summary("balloon_stats");
+}
