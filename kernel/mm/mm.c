@@ -12,6 +12,8 @@
 
 static struct pmm pmm;
 static uint64_t usable_pages;
+static mm_oom_handler_fn oom_handler;
+static bool all_ranges_added; /* until then managed < usable, by design */
 
 static bool is_usable(uint32_t type) { return type == BOOT_MEM_USABLE || type == BOOT_MEM_BOOT_RECLAIMABLE; }
 
@@ -66,6 +68,7 @@ void mm_init(const struct boot_info *bi)
 	/* Only now, on our own page tables and stack, is the firmware's
 	 * boot-time memory free to reuse. */
 	add_ranges(bi, BOOT_MEM_BOOT_RECLAIMABLE, 0, 0);
+	all_ranges_added = true;
 	if (!mm_invariant_holds(true))
 		panic("memory manager inconsistent after init");
 }
@@ -73,21 +76,55 @@ void mm_init(const struct boot_info *bi)
 #ifdef BALLAST_DEBUG
 static void check_counters(void)
 {
-	if (pmm.c.managed_pages != pmm.c.free_pages + pmm.c.allocated_pages)
-		panic("managed %" PRIu64 " != free %" PRIu64 " + allocated %" PRIu64, pmm.c.managed_pages,
-		      pmm.c.free_pages, pmm.c.allocated_pages);
+	if (pmm.c.managed_pages != pmm.c.free_pages + pmm.c.allocated_pages ||
+	    (all_ranges_added && pmm.c.managed_pages + pmm.c.offline_pages != usable_pages))
+		panic("managed %" PRIu64 " != free %" PRIu64 " + allocated %" PRIu64 " or + offline %" PRIu64
+		      " != usable %" PRIu64, pmm.c.managed_pages, pmm.c.free_pages, pmm.c.allocated_pages,
+		      pmm.c.offline_pages, usable_pages);
 }
 #else
 static void check_counters(void) {}
 #endif
 
+void mm_set_oom_handler(mm_oom_handler_fn fn) { oom_handler = fn; }
+
 uint64_t page_alloc(unsigned order)
 {
 	uint64_t flags = irq_save();
 	uint64_t pa = pmm_alloc(&pmm, order);
+	/* the failure is counted once, above; the retry after the handler
+	 * released memory is the same request */
+	if (pa == PMM_NO_PAGE && oom_handler && oom_handler(1ull << order) > 0) {
+		pa = pmm_alloc(&pmm, order);
+		if (pa != PMM_NO_PAGE) {
+			pmm.c.alloc_failures--;
+			if (order == PMM_HUGE_ORDER)
+				pmm.c.huge_failures--;
+		}
+	}
 	check_counters();
 	irq_restore(flags);
 	return pa;
+}
+
+uint64_t mm_balloon_take(bool offline)
+{
+	uint64_t flags = irq_save();
+	uint64_t pa = pmm_alloc(&pmm, 0);
+	if (pa != PMM_NO_PAGE && offline)
+		pmm_offline(&pmm, pa);
+	check_counters();
+	irq_restore(flags);
+	return pa;
+}
+
+void mm_balloon_give(uint64_t pa, bool offline)
+{
+	uint64_t flags = irq_save();
+	if (offline && pmm_online(&pmm, pa) < 0)
+		panic("balloon gave back 0x%" PRIx64 ", which is not an offline page", pa);
+	irq_restore(flags);
+	page_free(pa, 0);
 }
 
 void page_free(uint64_t pa, unsigned order)
@@ -117,7 +154,7 @@ bool mm_invariant_holds(bool full)
 {
 	uint64_t flags = irq_save();
 	bool ok = pmm.c.managed_pages == pmm.c.free_pages + pmm.c.allocated_pages &&
-	          pmm.c.managed_pages == usable_pages && (!full || pmm_check(&pmm));
+	          pmm.c.managed_pages + pmm.c.offline_pages == usable_pages && (!full || pmm_check(&pmm));
 	irq_restore(flags);
 	return ok;
 }

@@ -23,8 +23,19 @@ uint64_t page_alloc(unsigned order);
 /* Frees a block; a bad free is a broken invariant and panics. */
 void page_free(uint64_t pa, unsigned order);
 void mm_stats(struct mm_stats *out);
-/* managed = free + allocated, managed = usable pages of the boot map, and
- * (full) the allocator's lists agree with its state. */
+/* managed = free + allocated, managed + offline = usable pages of the boot
+ * map, and (full) the allocator's lists agree with its state. */
 bool mm_invariant_holds(bool full);
+
+/* The balloon's side of the allocator. A page taken with `offline` leaves
+ * the managed pool (and so stat-total-memory), as Linux does unless
+ * DEFLATE_ON_OOM is negotiated; returns PMM_NO_PAGE if no page is free. */
+uint64_t mm_balloon_take(bool offline);
+void mm_balloon_give(uint64_t pa, bool offline);
+
+/* Called when an allocation is about to fail; returns pages it released
+ * (the balloon deflating on OOM). One handler. */
+typedef uint64_t (*mm_oom_handler_fn)(uint64_t pages_wanted);
+void mm_set_oom_handler(mm_oom_handler_fn fn);
 
 #endif

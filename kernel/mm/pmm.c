@@ -11,6 +11,7 @@
 #define STATE_INSIDE    0x00 /* managed, not the first frame of a block */
 #define STATE_FREE      0x80 /* | order: first frame of a free block */
 #define STATE_ALLOC     0x40 /* | order: first frame of an allocated block */
+#define STATE_OFFLINE   0x20 /* taken out of the managed pool (given to the host) */
 #define STATE_ORDER_MASK 0x0f
 
 uintptr_t pmm_direct_map_offset;
@@ -159,6 +160,29 @@ int pmm_free(struct pmm *p, uint64_t pa, unsigned order)
 	return 0;
 }
 
+int pmm_offline(struct pmm *p, uint64_t pa)
+{
+	if (!pmm_is_allocated(p, pa, 0))
+		return -1;
+	p->state[pa >> PAGE_SHIFT] = STATE_OFFLINE;
+	p->c.allocated_pages--;
+	p->c.managed_pages--;
+	p->c.offline_pages++;
+	return 0;
+}
+
+int pmm_online(struct pmm *p, uint64_t pa)
+{
+	uint64_t pfn = pa >> PAGE_SHIFT;
+	if ((pa & (PAGE_SIZE - 1)) || pfn >= p->max_pfn || p->state[pfn] != STATE_OFFLINE)
+		return -1;
+	p->state[pfn] = STATE_ALLOC;
+	p->c.offline_pages--;
+	p->c.managed_pages++;
+	p->c.allocated_pages++;
+	return 0;
+}
+
 bool pmm_check(const struct pmm *p)
 {
 	const struct pmm_counters *c = &p->c;
@@ -181,8 +205,10 @@ bool pmm_check(const struct pmm *p)
 	}
 	if (free_pages != c->free_pages)
 		return false;
-	uint64_t managed = 0;
-	for (uint64_t pfn = 0; pfn < p->max_pfn; pfn++)
-		managed += p->state[pfn] != STATE_UNMANAGED;
-	return managed == c->managed_pages;
+	uint64_t managed = 0, offline = 0;
+	for (uint64_t pfn = 0; pfn < p->max_pfn; pfn++) {
+		offline += p->state[pfn] == STATE_OFFLINE;
+		managed += p->state[pfn] != STATE_UNMANAGED && p->state[pfn] != STATE_OFFLINE;
+	}
+	return managed == c->managed_pages && offline == c->offline_pages;
 }

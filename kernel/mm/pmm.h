@@ -39,6 +39,7 @@ struct pmm_counters {
 	uint64_t free_blocks[PMM_ORDERS];
 	uint64_t allocs, frees, alloc_failures;
 	uint64_t huge_allocs, huge_failures;
+	uint64_t offline_pages;   /* taken out of the pool (ballooned), not managed */
 };
 
 struct pmm {
@@ -71,6 +72,12 @@ int pmm_free(struct pmm *p, uint64_t pa, unsigned order);
 
 /* Whether [pa, pa + 4 KiB << order) is an allocated block of that order. */
 bool pmm_is_allocated(const struct pmm *p, uint64_t pa, unsigned order);
+
+/* Takes an allocated 4 KiB page out of the managed pool (the balloon gave
+ * it to the host): managed and allocated drop by one, offline grows. */
+int pmm_offline(struct pmm *p, uint64_t pa);
+/* Brings an offline page back as an allocated 4 KiB page. */
+int pmm_online(struct pmm *p, uint64_t pa);
 
 /* Whether managed = free + allocated and the free lists agree with the
  * counters and the per-frame state. O(free blocks + max_pfn). */
