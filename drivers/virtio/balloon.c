@@ -10,6 +10,7 @@
 #include "drivers/virtio/balloon.h"
 #include "drivers/virtio/balloon_priv.h"
 #include "kernel/arch/cpu.h"
+#include "kernel/arch/timer.h"
 #include "kernel/log.h"
 #include "kernel/mm/mm.h"
 
@@ -105,8 +106,11 @@ static void balloon_interrupt(struct virtio_dev *vd, uint8_t isr)
 	struct balloon *b = vd->driver;
 	if (vd->failed)
 		return;
-	if (isr & VIRTIO_ISR_QUEUE && b->has_stats)
-		stats_used(b);
+	if (isr & VIRTIO_ISR_QUEUE) {
+		if (b->has_stats)
+			stats_used(b);
+		work_queue(&b->work); /* inflate and deflate buffers the host is done with */
+	}
 	if (isr & VIRTIO_ISR_CONFIG)
 		balloon_config_changed(b);
 }
@@ -116,10 +120,28 @@ void balloon_config_changed(struct balloon *b)
 	uint32_t target;
 	if (virtio_config_read32(b->vd, VIRTIO_BALLOON_CFG_NUM_PAGES, &target) < 0)
 		return;
-	if (target != b->target_pages)
-		klog("%s: host target num_pages=%u (inflate comes with the inflate issue; actual stays %u)",
-		     b->vd->name, target, 0u);
+	if (target != b->target_pages) {
+		struct mm_stats s;
+		mm_stats(&s);
+		/* any value is a legal request; one beyond memory is met as far as
+		 * the reserve allows, and said so */
+		klog("%s: host target num_pages=%u (balloon holds %" PRIu64 ")%s", b->vd->name, target, b->pages,
+		     target > s.usable_pages ? ", more than the guest's memory" : "");
+		b->short_logged = false;
+	}
 	b->target_pages = target;
+	work_queue(&b->work);
+}
+
+/* A target the reserve stopped is tried again every second, in case memory
+ * was freed since. */
+#define BALLOON_RETRY_TICKS (1000 / TIMER_TICK_MS)
+
+static void balloon_tick(void *ctx)
+{
+	struct balloon *b = ctx;
+	if (++b->ticks % BALLOON_RETRY_TICKS == 0 && b->pages + b->inflating < b->target_pages)
+		work_queue(&b->work);
 }
 
 int balloon_probe(struct virtio_dev *vd)
@@ -131,7 +153,8 @@ int balloon_probe(struct virtio_dev *vd)
 	}
 	*b = (struct balloon){ .vd = vd };
 	vd->driver = b;
-	uint64_t wanted = 1ull << VIRTIO_BALLOON_F_STATS_VQ | 1ull << VIRTIO_F_VERSION_1 | 1ull << VIRTIO_F_EVENT_IDX;
+	uint64_t wanted = 1ull << VIRTIO_BALLOON_F_STATS_VQ | 1ull << VIRTIO_BALLOON_F_DEFLATE_ON_OOM |
+	                  1ull << VIRTIO_F_VERSION_1 | 1ull << VIRTIO_F_EVENT_IDX;
 	uint64_t required = vd->ops->modern ? 1ull << VIRTIO_F_VERSION_1 : 0;
 	if (virtio_negotiate(vd, wanted, required) < 0)
 		return -1;
@@ -146,6 +169,10 @@ int balloon_probe(struct virtio_dev *vd)
 		virtio_fail(vd, "queue setup failed");
 		return -1;
 	}
+	if (balloon_pages_init(b) < 0) {
+		virtio_fail(vd, "no memory for the PFN buffers");
+		return -1;
+	}
 	if (b->has_stats) {
 		b->stats_buf_phys = page_alloc(0);
 		if (b->stats_buf_phys == PMM_NO_PAGE) {
@@ -156,13 +183,15 @@ int balloon_probe(struct virtio_dev *vd)
 	}
 	vd->interrupt = balloon_interrupt;
 	virtio_driver_ok(vd);
-	klog("%s: up (stats %s, event_idx %s)", vd->name, b->has_stats ? "on" : "off: device has no STATS_VQ",
-	     virtio_has(vd, VIRTIO_F_EVENT_IDX) ? "on" : "off");
+	klog("%s: up (stats %s, event_idx %s, deflate_on_oom %s)", vd->name,
+	     b->has_stats ? "on" : "off: device has no STATS_VQ", virtio_has(vd, VIRTIO_F_EVENT_IDX) ? "on" : "off",
+	     b->deflate_on_oom ? "on" : "off");
 	if (b->has_stats) {
 		uint64_t flags = irq_save();
 		balloon_stats_answer(b); /* the initial buffer the spec requires */
 		irq_restore(flags);
 	}
 	balloon_config_changed(b);
+	timer_add_tick_handler(balloon_tick, b);
 	return 0;
 }

@@ -8,7 +8,30 @@
 #include "drivers/virtio/virtio.h"
 #include "drivers/virtio/virtqueue.h"
 
+#include "kernel/work.h"
+
 #define BALLOON_LATENCY_SAMPLES 1024
+/* One 4 KiB page of little-endian 32-bit PFNs per buffer, and several
+ * buffers in flight per queue: QEMU discards each PFN as it reads it, so
+ * bigger and more buffers mean fewer notifications and interrupts per page
+ * (Linux sends one buffer of 256 PFNs at a time). */
+#define BALLOON_PFNS_PER_BUF 1024
+#define BALLOON_BUFS         8
+/* Free pages the balloon always leaves to the kernel: 8 MiB, enough for the
+ * page tables, heap growth and console work of a guest of any size. */
+#define BALLOON_RESERVE_PAGES 2048
+
+struct balloon_pfn_buf {
+	uint32_t *pfn;       /* a page of PFNs, physical = virtual */
+	uint64_t phys;
+	uint32_t count;
+	bool busy;           /* on the ring */
+	bool already_back;   /* deflate after an OOM: the pages are in use already */
+};
+
+/* Ballooned PFNs, in pages chained by physical address: the ballooned pages
+ * themselves belong to the host and are never written. */
+struct balloon_pfn_chunk;
 
 struct balloon {
 	struct virtio_dev *vd;
@@ -21,6 +44,20 @@ struct balloon {
 	bool stats_paused;        /* "stats pause": hold the buffer */
 	bool stats_held;          /* the guest has the buffer, the host has none */
 	uint32_t target_pages;    /* num_pages, as last read */
+	uint32_t actual_written;  /* last value written to actual */
+	bool offline;             /* ballooned pages leave the managed pool (no DEFLATE_ON_OOM) */
+	bool deflate_on_oom;
+	uint64_t pages;           /* in the balloon, as the host knows it ("actual") */
+	uint64_t inflating, deflating; /* pages in buffers on the rings */
+	struct balloon_pfn_buf inflate_buf[BALLOON_BUFS], deflate_buf[BALLOON_BUFS];
+	struct balloon_pfn_chunk *store;  /* top chunk of ballooned PFNs not being deflated */
+	uint64_t stored;                  /* PFNs in the store */
+	struct balloon_pfn_chunk *oom_tell; /* PFNs returned on OOM, the host not yet told */
+	uint64_t oom_tell_count;
+	bool short_logged;        /* "target not reachable" said once per target */
+	uint64_t inflated_total, deflated_total, oom_deflates, oom_pages;
+	struct work work;         /* inflate/deflate steps, from the idle loop */
+	uint64_t ticks;
 	uint64_t latency[BALLOON_LATENCY_SAMPLES]; /* TSC ticks, request to re-add */
 	uint64_t latency_count;
 };
@@ -29,5 +66,9 @@ extern struct balloon balloon;
 
 void balloon_stats_answer(struct balloon *b);
 void balloon_config_changed(struct balloon *b);
+/* balloon_inflate.c */
+int balloon_pages_init(struct balloon *b);
+void balloon_pages_work(void *ctx);
+uint64_t balloon_oom_deflate(uint64_t pages_wanted);
 
 #endif

@@ -86,6 +86,24 @@ static void check_counters(void)
 static void check_counters(void) {}
 #endif
 
+static void free_block(uint64_t pa, unsigned order, bool junk)
+{
+	uint64_t flags = irq_save();
+	if (!pmm_is_allocated(&pmm, pa, order))
+		panic("bad free of 0x%" PRIx64 " order %u", pa, order);
+#ifdef BALLAST_DEBUG
+	if (junk)
+		memset(phys_to_virt(pa), PAGE_JUNK, PAGE_SIZE << order);
+#else
+	(void)junk;
+#endif
+	pmm_free(&pmm, pa, order);
+	check_counters();
+	irq_restore(flags);
+}
+
+void page_free(uint64_t pa, unsigned order) { free_block(pa, order, true); }
+
 void mm_set_oom_handler(mm_oom_handler_fn fn) { oom_handler = fn; }
 
 uint64_t page_alloc(unsigned order)
@@ -124,21 +142,12 @@ void mm_balloon_give(uint64_t pa, bool offline)
 	if (offline && pmm_online(&pmm, pa) < 0)
 		panic("balloon gave back 0x%" PRIx64 ", which is not an offline page", pa);
 	irq_restore(flags);
-	page_free(pa, 0);
+	/* no junk: nothing in the kernel pointed into a ballooned page, and
+	 * writing it would make the host back it again for nothing */
+	free_block(pa, 0, false);
 }
 
-void page_free(uint64_t pa, unsigned order)
-{
-	uint64_t flags = irq_save();
-	if (!pmm_is_allocated(&pmm, pa, order))
-		panic("bad free of 0x%" PRIx64 " order %u", pa, order);
-#ifdef BALLAST_DEBUG
-	memset(phys_to_virt(pa), PAGE_JUNK, PAGE_SIZE << order);
-#endif
-	pmm_free(&pmm, pa, order);
-	check_counters();
-	irq_restore(flags);
-}
+
 
 void mm_stats(struct mm_stats *out)
 {

@@ -1,0 +1,279 @@
+/* Following the host's target: inflate (pages from the allocator to the
+ * host), deflate (back), and deflate on OOM.
+ *
+ * Everything but the OOM path runs as deferred work in the idle loop: the
+ * interrupt only queues it. Pages move between four places, and every page
+ * is in exactly one: the allocator, an inflate buffer on the ring, the
+ * store (in the balloon), a deflate buffer on the ring. */
+#include <string.h>
+#include "drivers/virtio/balloon_priv.h"
+#include "kernel/arch/cpu.h"
+#include "kernel/log.h"
+#include "kernel/mm/mm.h"
+
+#define CHUNK_PFNS ((PAGE_SIZE - 16) / sizeof(uint32_t))
+
+struct balloon_pfn_chunk {
+	struct balloon_pfn_chunk *next;
+	uint64_t count;
+	uint32_t pfn[CHUNK_PFNS];
+};
+_Static_assert(sizeof(struct balloon_pfn_chunk) == PAGE_SIZE, "one chunk a page");
+
+/* Stack of PFNs in chunk pages. Runs with interrupts off (the OOM path pops
+ * from inside the allocator). Chunk pages come from the allocator directly:
+ * when none is free the push fails and the caller keeps the page. */
+static int pfn_push(struct balloon_pfn_chunk **top, uint64_t *count, uint32_t pfn)
+{
+	if (!*top || (*top)->count == CHUNK_PFNS) {
+		uint64_t pa = mm_balloon_take(false);
+		if (pa == PMM_NO_PAGE)
+			return -1;
+		struct balloon_pfn_chunk *c = phys_to_virt(pa);
+		c->next = *top;
+		c->count = 0;
+		*top = c;
+	}
+	(*top)->pfn[(*top)->count++] = pfn;
+	(*count)++;
+	return 0;
+}
+
+static bool pfn_pop(struct balloon_pfn_chunk **top, uint64_t *count, uint32_t *pfn)
+{
+	struct balloon_pfn_chunk *c = *top;
+	if (!c)
+		return false;
+	*pfn = c->pfn[--c->count];
+	(*count)--;
+	if (c->count == 0) {
+		*top = c->next;
+		page_free((uint64_t)(uintptr_t)c, 0); /* chunks are identity-mapped */
+	}
+	return true;
+}
+
+static void kick(struct balloon *b, struct virtqueue *vq)
+{
+	if (vq_kick_prepare(vq))
+		b->vd->ops->notify(b->vd, vq);
+}
+
+int balloon_pages_init(struct balloon *b)
+{
+	b->deflate_on_oom = virtio_has(b->vd, VIRTIO_BALLOON_F_DEFLATE_ON_OOM);
+	/* as Linux: with DEFLATE_ON_OOM the pages stay in total memory */
+	b->offline = !b->deflate_on_oom;
+	for (unsigned i = 0; i < BALLOON_BUFS; i++) {
+		struct balloon_pfn_buf *bufs[2] = { &b->inflate_buf[i], &b->deflate_buf[i] };
+		for (unsigned k = 0; k < 2; k++) {
+			uint64_t pa = page_alloc(0);
+			if (pa == PMM_NO_PAGE)
+				return -1;
+			*bufs[k] = (struct balloon_pfn_buf){ .pfn = phys_to_virt(pa), .phys = pa };
+		}
+	}
+	b->work = (struct work){ .fn = balloon_pages_work, .ctx = b };
+	if (b->deflate_on_oom)
+		mm_set_oom_handler(balloon_oom_deflate);
+	return 0;
+}
+
+static struct balloon_pfn_buf *idle_buf(struct balloon_pfn_buf *bufs)
+{
+	for (unsigned i = 0; i < BALLOON_BUFS; i++)
+		if (!bufs[i].busy)
+			return &bufs[i];
+	return NULL;
+}
+
+static bool submit(struct virtqueue *vq, struct balloon_pfn_buf *buf)
+{
+	struct vq_buf vb = { buf->phys, buf->count * (uint32_t)sizeof(uint32_t) };
+	if (vq_add(vq, &vb, 1, 0, buf) < 0)
+		return false;
+	buf->busy = true;
+	return true;
+}
+
+/* Fills one inflate buffer, as far as the target and the reserve allow. */
+static bool inflate_one(struct balloon *b, uint64_t want)
+{
+	struct balloon_pfn_buf *buf = idle_buf(b->inflate_buf);
+	if (!buf)
+		return false;
+	struct mm_stats s;
+	buf->count = 0;
+	buf->already_back = false;
+	while (buf->count < BALLOON_PFNS_PER_BUF && b->pages + b->inflating + buf->count < want) {
+		mm_stats(&s);
+		if (s.pmm.free_pages <= BALLOON_RESERVE_PAGES)
+			break;
+		uint64_t pa = mm_balloon_take(b->offline);
+		if (pa == PMM_NO_PAGE)
+			break;
+		buf->pfn[buf->count++] = (uint32_t)(pa >> VIRTIO_BALLOON_PFN_SHIFT);
+	}
+	if (buf->count == 0)
+		return false;
+	uint64_t flags = irq_save();
+	bool ok = submit(&b->inflate_vq, buf);
+	if (ok)
+		b->inflating += buf->count;
+	irq_restore(flags);
+	if (!ok) {
+		for (uint32_t i = 0; i < buf->count; i++)
+			mm_balloon_give((uint64_t)buf->pfn[i] << VIRTIO_BALLOON_PFN_SHIFT, b->offline);
+		return false;
+	}
+	return true;
+}
+
+/* Fills one deflate buffer from the store (or with PFNs already returned
+ * on OOM, which the host still has to hear about). */
+static bool deflate_one(struct balloon *b, uint64_t want)
+{
+	struct balloon_pfn_buf *buf = idle_buf(b->deflate_buf);
+	if (!buf)
+		return false;
+	uint64_t flags = irq_save();
+	buf->count = 0;
+	buf->already_back = b->oom_tell_count > 0;
+	uint32_t pfn;
+	if (buf->already_back) {
+		while (buf->count < BALLOON_PFNS_PER_BUF && pfn_pop(&b->oom_tell, &b->oom_tell_count, &pfn))
+			buf->pfn[buf->count++] = pfn;
+	} else {
+		while (buf->count < BALLOON_PFNS_PER_BUF && b->pages - b->deflating - buf->count > want &&
+		       pfn_pop(&b->store, &b->stored, &pfn))
+			buf->pfn[buf->count++] = pfn;
+	}
+	bool ok = buf->count > 0 && submit(&b->deflate_vq, buf);
+	if (ok && !buf->already_back)
+		b->deflating += buf->count;
+	irq_restore(flags);
+	return ok;
+}
+
+static void inflate_done(struct balloon *b, struct balloon_pfn_buf *buf)
+{
+	uint64_t flags = irq_save();
+	for (uint32_t i = 0; i < buf->count; i++) {
+		if (pfn_push(&b->store, &b->stored, buf->pfn[i]) < 0) {
+			/* no page to remember it in: the host has it, but we give it back */
+			klog("balloon: no memory to track a ballooned page; keeping it");
+			mm_balloon_give((uint64_t)buf->pfn[i] << VIRTIO_BALLOON_PFN_SHIFT, b->offline);
+			b->inflating--;
+			continue;
+		}
+		b->pages++;
+		b->inflating--;
+		b->inflated_total++;
+	}
+	buf->busy = false;
+	irq_restore(flags);
+}
+
+static void deflate_done(struct balloon *b, struct balloon_pfn_buf *buf)
+{
+	uint64_t flags = irq_save();
+	if (!buf->already_back) {
+		for (uint32_t i = 0; i < buf->count; i++)
+			mm_balloon_give((uint64_t)buf->pfn[i] << VIRTIO_BALLOON_PFN_SHIFT, b->offline);
+		b->pages -= buf->count;
+		b->deflating -= buf->count;
+		b->deflated_total += buf->count;
+	}
+	buf->busy = false;
+	irq_restore(flags);
+}
+
+static void reap(struct balloon *b, struct virtqueue *vq, void (*done)(struct balloon *, struct balloon_pfn_buf *))
+{
+	uint32_t len;
+	struct balloon_pfn_buf *buf;
+	for (;;) {
+		uint64_t flags = irq_save();
+		buf = vq_get_used(vq, &len);
+		irq_restore(flags);
+		if (!buf)
+			break;
+		done(b, buf);
+	}
+	if (vq->broken) {
+		klog("%s: queue %u: %s (id=%" PRIu64 " len=%" PRIu64 ")", b->vd->name, vq->index, vq->broken_reason,
+		     vq->bad_id, vq->bad_len);
+		virtio_fail(b->vd, "bad used-ring entry");
+	}
+}
+
+static void write_actual(struct balloon *b)
+{
+	uint32_t actual = (uint32_t)b->pages;
+	if (actual == b->actual_written)
+		return;
+	virtio_config_write32(b->vd, VIRTIO_BALLOON_CFG_ACTUAL, actual);
+	b->actual_written = actual;
+#ifdef BALLAST_DEBUG
+	if (!mm_invariant_holds(false))
+		panic("page accounting broken after a balloon step");
+#endif
+}
+
+void balloon_pages_work(void *ctx)
+{
+	struct balloon *b = ctx;
+	if (b->vd->failed)
+		return;
+	reap(b, &b->inflate_vq, inflate_done);
+	reap(b, &b->deflate_vq, deflate_done);
+	if (b->vd->failed)
+		return;
+	uint64_t want = b->target_pages;
+	bool sent = false;
+	while (b->oom_tell_count && deflate_one(b, want))
+		sent = true;
+	if (b->pages + b->inflating < want) {
+		while (b->pages + b->inflating < want && inflate_one(b, want))
+			sent = true;
+		/* short with a buffer to spare: the reserve (or no memory) stopped it */
+		if (b->pages + b->inflating < want && idle_buf(b->inflate_buf) && !b->short_logged) {
+			klog("balloon: target %" PRIu64 " pages not reachable: keeping %u free pages for the kernel; "
+			     "holding at %" PRIu64, want, BALLOON_RESERVE_PAGES, b->pages + b->inflating);
+			b->short_logged = true;
+		}
+	} else {
+		while (b->pages - b->deflating > want && deflate_one(b, want))
+			sent = true;
+	}
+	if (sent) {
+		kick(b, &b->inflate_vq);
+		kick(b, &b->deflate_vq);
+	}
+	write_actual(b);
+}
+
+/* The allocator is about to fail: give pages back at once (the device does
+ * not need to be told first without MUST_TELL_HOST, 5.5.6.1) and tell the
+ * host from the work later. Runs with interrupts off. */
+uint64_t balloon_oom_deflate(uint64_t pages_wanted)
+{
+	struct balloon *b = &balloon;
+	uint64_t got = 0;
+	uint32_t pfn;
+	while (got < pages_wanted && pfn_pop(&b->store, &b->stored, &pfn)) {
+		if (pfn_push(&b->oom_tell, &b->oom_tell_count, pfn) < 0) {
+			pfn_push(&b->store, &b->stored, pfn);
+			break;
+		}
+		mm_balloon_give((uint64_t)pfn << VIRTIO_BALLOON_PFN_SHIFT, b->offline);
+		got++;
+	}
+	if (got) {
+		b->pages -= got;
+		b->oom_deflates++;
+		b->oom_pages += got;
+		work_queue(&b->work);
+	}
+	return got;
+}
