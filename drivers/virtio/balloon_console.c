@@ -5,7 +5,9 @@
 #include "drivers/virtio/balloon_priv.h"
 #include "kernel/arch/arch.h"
 #include "kernel/arch/cpu.h"
+#include <stdio.h>
 #include "kernel/console/console.h"
+#include "kernel/mm/mm_console.h"
 
 static int compare_u64(const void *a, const void *b)
 {
@@ -72,4 +74,26 @@ static const struct console_cmd balloon_cmds[] = {
 	{ "stats", "pause|resume|show|latency", cmd_stats },
 };
 
-void balloon_console_init(void) { console_register(balloon_cmds, sizeof(balloon_cmds) / sizeof(balloon_cmds[0])); }
+/* The balloon's part of "mem show". */
+static void balloon_describe(char *buf, size_t len)
+{
+	struct balloon *b = &balloon;
+	if (!b->vd) {
+		snprintf(buf, len, " balloon=none");
+		return;
+	}
+	uint64_t flags = irq_save();
+	snprintf(buf, len,
+	         " balloon_pages=%" PRIu64 " balloon_target=%" PRIu32 " balloon_inflating=%" PRIu64
+	         " balloon_deflating=%" PRIu64 " balloon_inflated_total=%" PRIu64 " balloon_deflated_total=%" PRIu64
+	         " deflate_on_oom=%d oom_deflates=%" PRIu64 " oom_pages=%" PRIu64 " balloon_failed=%d",
+	         b->pages, b->target_pages, b->inflating, b->deflating, b->inflated_total, b->deflated_total,
+	         b->deflate_on_oom, b->oom_deflates, b->oom_pages, b->vd->failed);
+	irq_restore(flags);
+}
+
+void balloon_console_init(void)
+{
+	console_register(balloon_cmds, sizeof(balloon_cmds) / sizeof(balloon_cmds[0]));
+	mm_console_set_extra(balloon_describe);
+}

@@ -253,27 +253,45 @@ void balloon_pages_work(void *ctx)
 	write_actual(b);
 }
 
+/* Linux deflates this many pages per OOM notification; fewer would call
+ * back for every page of a large allocation. */
+#define BALLOON_OOM_BATCH 256
+
 /* The allocator is about to fail: give pages back at once (the device does
  * not need to be told first without MUST_TELL_HOST, 5.5.6.1) and tell the
- * host from the work later. Runs with interrupts off. */
+ * host from the work later. Runs with interrupts off and no free memory,
+ * so the list of PFNs to tell lives in pages taken from the balloon itself.
+ * Returns the pages made free. */
 uint64_t balloon_oom_deflate(uint64_t pages_wanted)
 {
 	struct balloon *b = &balloon;
-	uint64_t got = 0;
+	uint64_t freed = 0, deflated = 0;
 	uint32_t pfn;
-	while (got < pages_wanted && pfn_pop(&b->store, &b->stored, &pfn)) {
-		if (pfn_push(&b->oom_tell, &b->oom_tell_count, pfn) < 0) {
-			pfn_push(&b->store, &b->stored, pfn);
-			break;
+	if (pages_wanted < BALLOON_OOM_BATCH)
+		pages_wanted = BALLOON_OOM_BATCH;
+	while (freed < pages_wanted && pfn_pop(&b->store, &b->stored, &pfn)) {
+		uint64_t pa = (uint64_t)pfn << VIRTIO_BALLOON_PFN_SHIFT;
+		deflated++;
+		if (!b->oom_tell || b->oom_tell->count == CHUNK_PFNS) {
+			/* this page becomes the next chunk of the list it is on */
+			mm_balloon_keep(pa, b->offline);
+			struct balloon_pfn_chunk *c = phys_to_virt(pa);
+			c->next = b->oom_tell;
+			c->count = 0;
+			b->oom_tell = c;
 		}
-		mm_balloon_give((uint64_t)pfn << VIRTIO_BALLOON_PFN_SHIFT, b->offline);
-		got++;
+		b->oom_tell->pfn[b->oom_tell->count++] = pfn;
+		b->oom_tell_count++;
+		if (pa != (uint64_t)(uintptr_t)b->oom_tell) {
+			mm_balloon_give(pa, b->offline);
+			freed++;
+		}
 	}
-	if (got) {
-		b->pages -= got;
+	if (deflated) {
+		b->pages -= deflated;
 		b->oom_deflates++;
-		b->oom_pages += got;
+		b->oom_pages += deflated;
 		work_queue(&b->work);
 	}
-	return got;
+	return freed;
 }

@@ -136,6 +136,15 @@ uint64_t mm_balloon_take(bool offline)
 	return pa;
 }
 
+void mm_balloon_keep(uint64_t pa, bool offline)
+{
+	uint64_t flags = irq_save();
+	if (offline && pmm_online(&pmm, pa) < 0)
+		panic("balloon kept 0x%" PRIx64 ", which is not an offline page", pa);
+	check_counters();
+	irq_restore(flags);
+}
+
 void mm_balloon_give(uint64_t pa, bool offline)
 {
 	uint64_t flags = irq_save();

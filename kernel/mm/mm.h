@@ -32,6 +32,8 @@ bool mm_invariant_holds(bool full);
  * DEFLATE_ON_OOM is negotiated; returns PMM_NO_PAGE if no page is free. */
 uint64_t mm_balloon_take(bool offline);
 void mm_balloon_give(uint64_t pa, bool offline);
+/* Takes a ballooned page back as allocated kernel memory (no free). */
+void mm_balloon_keep(uint64_t pa, bool offline);
 
 /* Called when an allocation is about to fail; returns pages it released
  * (the balloon deflating on OOM). One handler. */
