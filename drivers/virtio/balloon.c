@@ -20,7 +20,7 @@ struct balloon balloon;
 
 static const uint16_t default_tags[BALLOON_DEFAULT_TAGS] = { 0, 1, 2, 3, 4, 5, 6, 7, 8, 9 };
 
-static int setup_queue(struct balloon *b, struct virtqueue *vq, unsigned index)
+int balloon_setup_queue(struct balloon *b, struct virtqueue *vq, unsigned index)
 {
 	struct virtio_dev *vd = b->vd;
 	uint16_t max = vd->ops->queue_max_size(vd, index);
@@ -137,11 +137,19 @@ void balloon_config_changed(struct balloon *b)
  * was freed since. */
 #define BALLOON_RETRY_TICKS (1000 / TIMER_TICK_MS)
 
+/* Free page reporting runs every two seconds, as Linux's does. */
+#define BALLOON_REPORT_TICKS (2000 / TIMER_TICK_MS)
+
 static void balloon_tick(void *ctx)
 {
 	struct balloon *b = ctx;
-	if (++b->ticks % BALLOON_RETRY_TICKS == 0 && b->pages + b->inflating < b->target_pages)
+	b->ticks++;
+	if (b->ticks % BALLOON_RETRY_TICKS == 0 && b->pages + b->inflating < b->target_pages)
 		work_queue(&b->work);
+	if (b->reporting && b->ticks % BALLOON_REPORT_TICKS == 0) {
+		b->report_due = true;
+		work_queue(&b->work);
+	}
 }
 
 int balloon_probe(struct virtio_dev *vd)
@@ -154,6 +162,7 @@ int balloon_probe(struct virtio_dev *vd)
 	*b = (struct balloon){ .vd = vd };
 	vd->driver = b;
 	uint64_t wanted = 1ull << VIRTIO_BALLOON_F_STATS_VQ | 1ull << VIRTIO_BALLOON_F_DEFLATE_ON_OOM |
+	                  1ull << VIRTIO_BALLOON_F_PAGE_POISON | 1ull << VIRTIO_BALLOON_F_REPORTING |
 	                  1ull << VIRTIO_F_VERSION_1 | 1ull << VIRTIO_F_EVENT_IDX;
 	uint64_t required = vd->ops->modern ? 1ull << VIRTIO_F_VERSION_1 : 0;
 	if (virtio_negotiate(vd, wanted, required) < 0)
@@ -163,14 +172,18 @@ int balloon_probe(struct virtio_dev *vd)
 		virtio_fail(vd, "device configuration too small");
 		return -1;
 	}
-	if (setup_queue(b, &b->inflate_vq, VIRTIO_BALLOON_VQ_INFLATE) < 0 ||
-	    setup_queue(b, &b->deflate_vq, VIRTIO_BALLOON_VQ_DEFLATE) < 0 ||
-	    (b->has_stats && setup_queue(b, &b->stats_vq, VIRTIO_BALLOON_VQ_STATS) < 0)) {
+	if (balloon_setup_queue(b, &b->inflate_vq, VIRTIO_BALLOON_VQ_INFLATE) < 0 ||
+	    balloon_setup_queue(b, &b->deflate_vq, VIRTIO_BALLOON_VQ_DEFLATE) < 0 ||
+	    (b->has_stats && balloon_setup_queue(b, &b->stats_vq, VIRTIO_BALLOON_VQ_STATS) < 0)) {
 		virtio_fail(vd, "queue setup failed");
 		return -1;
 	}
 	if (balloon_pages_init(b) < 0) {
 		virtio_fail(vd, "no memory for the PFN buffers");
+		return -1;
+	}
+	if (balloon_report_init(b) < 0) {
+		virtio_fail(vd, "free page reporting or page poison setup failed");
 		return -1;
 	}
 	if (b->has_stats) {
@@ -183,9 +196,9 @@ int balloon_probe(struct virtio_dev *vd)
 	}
 	vd->interrupt = balloon_interrupt;
 	virtio_driver_ok(vd);
-	klog("%s: up (stats %s, event_idx %s, deflate_on_oom %s)", vd->name,
+	klog("%s: up (stats %s, event_idx %s, deflate_on_oom %s, reporting %s, page_poison %s)", vd->name,
 	     b->has_stats ? "on" : "off: device has no STATS_VQ", virtio_has(vd, VIRTIO_F_EVENT_IDX) ? "on" : "off",
-	     b->deflate_on_oom ? "on" : "off");
+	     b->deflate_on_oom ? "on" : "off", b->reporting ? "on" : "off", b->poison ? "on" : "off");
 	if (b->has_stats) {
 		uint64_t flags = irq_save();
 		balloon_stats_answer(b); /* the initial buffer the spec requires */

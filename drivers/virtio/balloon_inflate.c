@@ -251,6 +251,7 @@ void balloon_pages_work(void *ctx)
 		kick(b, &b->deflate_vq);
 	}
 	write_actual(b);
+	balloon_report_work(b);
 }
 
 /* Linux deflates this many pages per OOM notification; fewer would call

@@ -17,6 +17,8 @@
  * (Linux sends one buffer of 256 PFNs at a time). */
 #define BALLOON_PFNS_PER_BUF 1024
 #define BALLOON_BUFS         8
+/* 2 MiB blocks per report (Linux: 32). */
+#define BALLOON_REPORT_BLOCKS 16
 /* Free pages the balloon always leaves to the kernel: 8 MiB, enough for the
  * page tables, heap growth and console work of a guest of any size. */
 #define BALLOON_RESERVE_PAGES 2048
@@ -56,7 +58,14 @@ struct balloon {
 	uint64_t oom_tell_count;
 	bool short_logged;        /* "target not reachable" said once per target */
 	uint64_t inflated_total, deflated_total, oom_deflates, oom_pages;
-	struct work work;         /* inflate/deflate steps, from the idle loop */
+	struct work work;         /* inflate/deflate and reporting steps, from the idle loop */
+	/* free page reporting and poisoning */
+	struct virtqueue report_vq;
+	bool reporting, poison;
+	bool report_busy, report_due;
+	unsigned report_count;
+	uint64_t report_block[BALLOON_REPORT_BLOCKS];
+	uint64_t reported_pages;
 	uint64_t ticks;
 	uint64_t latency[BALLOON_LATENCY_SAMPLES]; /* TSC ticks, request to re-add */
 	uint64_t latency_count;
@@ -66,6 +75,10 @@ extern struct balloon balloon;
 
 void balloon_stats_answer(struct balloon *b);
 void balloon_config_changed(struct balloon *b);
+int balloon_setup_queue(struct balloon *b, struct virtqueue *vq, unsigned index);
+/* balloon_report.c */
+int balloon_report_init(struct balloon *b);
+void balloon_report_work(struct balloon *b);
 /* balloon_inflate.c */
 int balloon_pages_init(struct balloon *b);
 void balloon_pages_work(void *ctx);

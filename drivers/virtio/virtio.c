@@ -29,6 +29,7 @@ int virtio_negotiate(struct virtio_dev *vd, uint64_t wanted, uint64_t required)
 	ops->set_status(vd, VIRTIO_STATUS_ACKNOWLEDGE);
 	ops->set_status(vd, VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER);
 	uint64_t offered = ops->get_features(vd);
+	vd->offered = offered;
 	if ((offered & required) != required) {
 		klog("%s: offered features 0x%" PRIx64 " lack required 0x%" PRIx64, vd->name, offered, required);
 		virtio_fail(vd, "required features not offered");

@@ -63,6 +63,7 @@ struct virtio_dev {
 	const struct virtio_ops *ops;
 	void *transport;
 	const char *name;      /* for the log: "virtio-balloon 00:03.0" */
+	uint64_t offered;      /* what the device offered */
 	uint64_t features;     /* negotiated */
 	unsigned config_size;  /* device config bytes, to range-check access */
 	bool failed;

@@ -14,6 +14,8 @@ static struct pmm pmm;
 static uint64_t usable_pages;
 static mm_oom_handler_fn oom_handler;
 static bool all_ranges_added; /* until then managed < usable, by design */
+static bool poison_on_free;    /* PAGE_POISON negotiated: freed pages hold poison_byte */
+static uint8_t poison_byte;
 
 static bool is_usable(uint32_t type) { return type == BOOT_MEM_USABLE || type == BOOT_MEM_BOOT_RECLAIMABLE; }
 
@@ -91,11 +93,11 @@ static void free_block(uint64_t pa, unsigned order, bool junk)
 	uint64_t flags = irq_save();
 	if (!pmm_is_allocated(&pmm, pa, order))
 		panic("bad free of 0x%" PRIx64 " order %u", pa, order);
+	if (junk && poison_on_free)
+		memset(phys_to_virt(pa), poison_byte, PAGE_SIZE << order);
 #ifdef BALLAST_DEBUG
-	if (junk)
+	else if (junk)
 		memset(phys_to_virt(pa), PAGE_JUNK, PAGE_SIZE << order);
-#else
-	(void)junk;
 #endif
 	pmm_free(&pmm, pa, order);
 	check_counters();
@@ -105,6 +107,32 @@ static void free_block(uint64_t pa, unsigned order, bool junk)
 void page_free(uint64_t pa, unsigned order) { free_block(pa, order, true); }
 
 void mm_set_oom_handler(mm_oom_handler_fn fn) { oom_handler = fn; }
+
+void mm_set_free_poison(bool on, uint8_t value)
+{
+	poison_on_free = on;
+	poison_byte = value;
+}
+
+uint64_t mm_report_isolate(unsigned order)
+{
+	uint64_t flags = irq_save();
+	uint64_t pa = pmm_isolate_unreported(&pmm, order);
+	check_counters();
+	irq_restore(flags);
+	if (pa != PMM_NO_PAGE && poison_on_free)
+		memset(phys_to_virt(pa), poison_byte, PAGE_SIZE << order);
+	return pa;
+}
+
+void mm_report_putback(uint64_t pa, unsigned order)
+{
+	uint64_t flags = irq_save();
+	if (pmm_putback_reported(&pmm, pa, order) < 0)
+		panic("reported block 0x%" PRIx64 " order %u was not isolated", pa, order);
+	check_counters();
+	irq_restore(flags);
+}
 
 uint64_t page_alloc(unsigned order)
 {

@@ -40,4 +40,14 @@ void mm_balloon_keep(uint64_t pa, bool offline);
 typedef uint64_t (*mm_oom_handler_fn)(uint64_t pages_wanted);
 void mm_set_oom_handler(mm_oom_handler_fn fn);
 
+/* Page poisoning (the balloon's PAGE_POISON): every page the kernel frees
+ * is filled with `value` (deflated pages come back from the host zeroed,
+ * which is why the balloon uses 0). */
+void mm_set_free_poison(bool on, uint8_t value);
+/* Free page reporting: a free block of `order` the host has not been told
+ * about, taken off the free lists (and filled with the poison), or
+ * PMM_NO_PAGE; then given back, marked reported. */
+uint64_t mm_report_isolate(unsigned order);
+void mm_report_putback(uint64_t pa, unsigned order);
+
 #endif

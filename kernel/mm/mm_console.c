@@ -106,24 +106,19 @@ static void mem_alloc(const char *size_arg)
 		console_err("too many allocations (at most %d); free some", MEM_ALLOCS_MAX);
 		return;
 	}
-	uint32_t cap = 64;
-	a->blocks = malloc(cap * sizeof(*a->blocks));
+	/* Room for the worst case, one block a page, sized once: only the part
+	 * used is ever backed (the heap is demand-paged), and growing it is not
+	 * an option, as newlib 3.3's nano realloc copies the new size out of the
+	 * old block, reading past its end. */
+	uint64_t max_blocks = pages;
+	a->blocks = malloc(max_blocks * sizeof(*a->blocks));
 	uint64_t left = pages;
-	while (a->blocks && left) {
+	while (a->blocks && left && a->nblocks < max_blocks) {
 		mm_stats(&s);
 		unsigned order = pick_order(left, &s);
 		uint64_t pa = page_alloc(order);
 		if (pa == PMM_NO_PAGE)
 			break;
-		if (a->nblocks == cap) {
-			struct mem_block *grown = realloc(a->blocks, 2 * cap * sizeof(*a->blocks));
-			if (!grown) {
-				page_free(pa, order);
-				break;
-			}
-			a->blocks = grown;
-			cap *= 2;
-		}
 		a->blocks[a->nblocks++] = (struct mem_block){ pa, (uint8_t)order };
 		a->bytes += PAGE_SIZE << order;
 		left -= left < (1ull << order) ? left : (1ull << order);
@@ -134,6 +129,11 @@ static void mem_alloc(const char *size_arg)
 		console_err("out of memory after %" PRIu64 " of %" PRIu64 " bytes; nothing kept", got, pages * PAGE_SIZE);
 		return;
 	}
+	/* use the memory, as a workload would: one write a page makes the host
+	 * back every page (visible in its RSS) */
+	for (uint32_t i = 0; i < a->nblocks; i++)
+		for (uint64_t off = 0; off < (PAGE_SIZE << a->blocks[i].order); off += PAGE_SIZE)
+			*(volatile uint8_t *)phys_to_virt(a->blocks[i].pa + off) = 1;
 	console_ok("id=%" PRIu32 " bytes=%" PRIu64 " blocks=%" PRIu32, a->id, a->bytes, a->nblocks);
 }
 

@@ -12,6 +12,7 @@
 #define STATE_FREE      0x80 /* | order: first frame of a free block */
 #define STATE_ALLOC     0x40 /* | order: first frame of an allocated block */
 #define STATE_OFFLINE   0x20 /* taken out of the managed pool (given to the host) */
+#define STATE_REPORTED  0x10 /* on a free head: reported to the host as free */
 #define STATE_ORDER_MASK 0x0f
 
 uintptr_t pmm_direct_map_offset;
@@ -61,18 +62,23 @@ int pmm_init(struct pmm *p, void *meta, uint64_t max_pfn)
 	return 0;
 }
 
-/* Puts a block on the free lists, merging it with free buddies. */
-static void free_block(struct pmm *p, uint64_t pfn, unsigned order)
+static bool is_free_head(uint8_t state, unsigned order) { return (state & ~STATE_REPORTED) == (STATE_FREE | order); }
+
+/* Puts a block on the free lists, merging it with free buddies (a merged
+ * block is no longer known to the host as reported). Returns the order it
+ * ended up as. */
+static unsigned free_block(struct pmm *p, uint64_t pfn, unsigned order)
 {
 	while (order < PMM_MAX_ORDER) {
 		uint64_t buddy = pfn ^ (1ull << order);
-		if (buddy >= p->max_pfn || p->state[buddy] != (STATE_FREE | order))
+		if (buddy >= p->max_pfn || !is_free_head(p->state[buddy], order))
 			break;
 		list_remove(p, buddy, order);
 		pfn &= ~(1ull << order);
 		order++;
 	}
 	list_push(p, pfn, order);
+	return order;
 }
 
 static unsigned largest_order_at(uint64_t pfn, uint64_t pages_left)
@@ -183,6 +189,33 @@ int pmm_online(struct pmm *p, uint64_t pa)
 	return 0;
 }
 
+uint64_t pmm_isolate_unreported(struct pmm *p, unsigned order)
+{
+	if (order > PMM_MAX_ORDER)
+		return PMM_NO_PAGE;
+	for (uint32_t pfn = p->free_head[order]; pfn != PMM_LIST_END; pfn = p->link[pfn].next) {
+		if (p->state[pfn] & STATE_REPORTED)
+			continue;
+		list_remove(p, pfn, order);
+		p->state[pfn] = STATE_ALLOC | order;
+		p->c.allocated_pages += 1ull << order;
+		return (uint64_t)pfn << PAGE_SHIFT;
+	}
+	return PMM_NO_PAGE;
+}
+
+int pmm_putback_reported(struct pmm *p, uint64_t pa, unsigned order)
+{
+	if (!pmm_is_allocated(p, pa, order))
+		return -1;
+	uint64_t pfn = pa >> PAGE_SHIFT;
+	p->state[pfn] = STATE_INSIDE;
+	p->c.allocated_pages -= 1ull << order;
+	if (free_block(p, pfn, order) == order)
+		p->state[pfn] |= STATE_REPORTED;
+	return 0;
+}
+
 bool pmm_check(const struct pmm *p)
 {
 	const struct pmm_counters *c = &p->c;
@@ -193,7 +226,7 @@ bool pmm_check(const struct pmm *p)
 		uint64_t blocks = 0;
 		uint32_t prev = PMM_LIST_END;
 		for (uint32_t pfn = p->free_head[o]; pfn != PMM_LIST_END; prev = pfn, pfn = p->link[pfn].next) {
-			if (pfn >= p->max_pfn || p->state[pfn] != (STATE_FREE | o) || (pfn & ((1ull << o) - 1)) ||
+			if (pfn >= p->max_pfn || !is_free_head(p->state[pfn], o) || (pfn & ((1ull << o) - 1)) ||
 			    p->link[pfn].prev != prev)
 				return false;
 			if (++blocks > c->free_blocks[o])

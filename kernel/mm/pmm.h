@@ -79,6 +79,13 @@ int pmm_offline(struct pmm *p, uint64_t pa);
 /* Brings an offline page back as an allocated 4 KiB page. */
 int pmm_online(struct pmm *p, uint64_t pa);
 
+/* Free page reporting: takes a free block of this order the host has not
+ * been told about (without counting an allocation), and puts it back
+ * marked as reported. The mark is lost when the block is allocated or
+ * merged. */
+uint64_t pmm_isolate_unreported(struct pmm *p, unsigned order);
+int pmm_putback_reported(struct pmm *p, uint64_t pa, unsigned order);
+
 /* Whether managed = free + allocated and the free lists agree with the
  * counters and the per-frame state. O(free blocks + max_pfn). */
 bool pmm_check(const struct pmm *p);

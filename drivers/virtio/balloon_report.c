@@ -1,0 +1,97 @@
+/* Free page reporting (VIRTIO_BALLOON_F_REPORTING) and page poisoning
+ * (VIRTIO_BALLOON_F_PAGE_POISON).
+ *
+ * Every couple of seconds the driver takes free 2 MiB blocks the host has
+ * not heard about off the free lists, hands them to the host as
+ * device-writable buffers on the reporting queue (QEMU discards them), and
+ * when the host is done puts them back marked reported, so they are not
+ * reported again until they have been allocated. Allocation goes on
+ * meanwhile from everything else. */
+#include "drivers/virtio/balloon_priv.h"
+#include "kernel/arch/cpu.h"
+#include "kernel/log.h"
+#include "kernel/mm/mm.h"
+
+#define REPORT_ORDER PMM_MAX_ORDER /* 2 MiB, as Linux reports pageblocks */
+/* The poison ballast declares: deflated and reported pages come back from
+ * the host zeroed, so zero is the one value they keep. QEMU also discards
+ * reported pages only when poison_val is 0. */
+#define BALLOON_POISON_VALUE 0u
+
+int balloon_report_init(struct balloon *b)
+{
+	struct virtio_dev *vd = b->vd;
+	if (virtio_has(vd, VIRTIO_BALLOON_F_PAGE_POISON)) {
+		if (virtio_config_write32(vd, VIRTIO_BALLOON_CFG_POISON_VAL, BALLOON_POISON_VALUE) < 0) {
+			klog("%s: no poison_val in the device configuration", vd->name);
+			return -1;
+		}
+		mm_set_free_poison(true, (uint8_t)BALLOON_POISON_VALUE);
+		b->poison = true;
+	}
+	if (!virtio_has(vd, VIRTIO_BALLOON_F_REPORTING))
+		return 0;
+	/* QEMU numbers its queues by what it offers: inflate, deflate, stats,
+	 * then free page hinting, then reporting. */
+	unsigned index = VIRTIO_BALLOON_VQ_STATS;
+	if (vd->offered >> VIRTIO_BALLOON_F_STATS_VQ & 1)
+		index++;
+	if (vd->offered >> VIRTIO_BALLOON_F_FREE_PAGE_HINT & 1)
+		index++;
+	if (balloon_setup_queue(b, &b->report_vq, index) < 0)
+		return -1;
+	b->reporting = true;
+	return 0;
+}
+
+/* Called from the balloon's work: collects the previous report, starts the
+ * next one. */
+void balloon_report_work(struct balloon *b)
+{
+	if (!b->reporting || b->vd->failed)
+		return;
+	uint32_t len;
+	uint64_t flags = irq_save();
+	void *done = vq_get_used(&b->report_vq, &len);
+	irq_restore(flags);
+	if (done) {
+		for (unsigned i = 0; i < b->report_count; i++)
+			mm_report_putback(b->report_block[i], REPORT_ORDER);
+		b->reported_pages += (uint64_t)b->report_count << REPORT_ORDER;
+		b->report_count = 0;
+		b->report_busy = false;
+	}
+	if (b->report_vq.broken) {
+		klog("%s: reporting queue: %s", b->vd->name, b->report_vq.broken_reason);
+		virtio_fail(b->vd, "bad used-ring entry");
+		return;
+	}
+	if (b->report_busy || !b->report_due)
+		return;
+	b->report_due = false;
+	struct vq_buf bufs[BALLOON_REPORT_BLOCKS];
+	while (b->report_count < BALLOON_REPORT_BLOCKS) {
+		uint64_t pa = mm_report_isolate(REPORT_ORDER);
+		if (pa == PMM_NO_PAGE)
+			break;
+		b->report_block[b->report_count] = pa;
+		bufs[b->report_count] = (struct vq_buf){ pa, (uint32_t)(PAGE_SIZE << REPORT_ORDER) };
+		b->report_count++;
+	}
+	if (b->report_count == 0)
+		return;
+	flags = irq_save();
+	bool ok = vq_add(&b->report_vq, bufs, 0, b->report_count, b) == 0;
+	irq_restore(flags);
+	if (!ok) {
+		for (unsigned i = 0; i < b->report_count; i++)
+			mm_report_putback(b->report_block[i], REPORT_ORDER);
+		b->report_count = 0;
+		return;
+	}
+	b->report_busy = true;
+	/* a full batch suggests more is waiting: report again as soon as done */
+	b->report_due = b->report_count == BALLOON_REPORT_BLOCKS;
+	if (vq_kick_prepare(&b->report_vq))
+		b->vd->ops->notify(b->vd, &b->report_vq);
+}
