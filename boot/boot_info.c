@@ -25,6 +25,27 @@ int boot_mem_add(struct boot_info *bi, uint64_t base, uint64_t size, uint32_t ty
 	return 0;
 }
 
+int boot_mem_carve(struct boot_info *bi, uint64_t base, uint64_t size, uint32_t type)
+{
+	uint64_t end = base + size;
+	uint32_t count = bi->mem_count; /* pieces appended below need no look */
+	for (uint32_t i = 0; i < count; i++) {
+		struct boot_mem_range r = bi->mem[i];
+		uint64_t r_end = r.base + r.size;
+		if (r_end <= base || r.base >= end || r.type == type)
+			continue;
+		uint64_t lo = r.base > base ? r.base : base;
+		uint64_t hi = r_end < end ? r_end : end;
+		/* the overlap takes the slot; what is left either side is appended */
+		bi->mem[i] = (struct boot_mem_range){ lo, hi - lo, type };
+		if (r.base < lo && boot_mem_add(bi, r.base, lo - r.base, r.type) < 0)
+			return -1;
+		if (hi < r_end && boot_mem_add(bi, hi, r_end - hi, r.type) < 0)
+			return -1;
+	}
+	return 0;
+}
+
 #define PAGE_ZERO_SIZE 4096
 
 /* Merges neighbours of one type; the ranges must be sorted. */

@@ -39,6 +39,10 @@ const char *boot_mem_type_name(uint32_t type);
 /* Appends a range as the firmware describes it. Returns 0, or -1 when the
  * table is full (the range is then dropped, which only loses memory). */
 int boot_mem_add(struct boot_info *bi, uint64_t base, uint64_t size, uint32_t type);
+/* Gives [base, base + size) the type `type` wherever the ranges added so
+ * far cover it (the PVH map calls the kernel image RAM). Returns 0, or -1
+ * when the table is full. Call before boot_mem_finalize. */
+int boot_mem_carve(struct boot_info *bi, uint64_t base, uint64_t size, uint32_t type);
 /* Sorts the ranges, merges neighbours of one type, and reserves physical
  * page 0 (it stays unmapped so that NULL dereferences fault). */
 void boot_mem_finalize(struct boot_info *bi);
