@@ -3,6 +3,7 @@
 #include "boot/boot_info.h"
 #include "drivers/pci/pci.h"
 #include "drivers/virtio/balloon.h"
+#include "drivers/virtio/virtio_mmio.h"
 #include "drivers/virtio/virtio_pci.h"
 #include "kernel/arch/acpi.h"
 #include "kernel/arch/arch.h"
@@ -67,7 +68,8 @@ _Noreturn void kmain(const struct boot_info *bi)
 	irq_init();                    /* PIC off, LAPIC and IOAPICs on */
 	pci_init();                    /* every function behind every bridge */
 	balloon_console_init();        /* the stats command */
-	if (virtio_pci_probe_all(cmdline_find(bi->cmdline, "polled", NULL, 0)) == 0)
+	bool polled = cmdline_find(bi->cmdline, "polled", NULL, 0);
+	if (virtio_pci_probe_all(polled) + virtio_mmio_probe_all(bi->cmdline, polled) == 0)
 		klog("no virtio-balloon device");
 	mm_console_init();             /* the mem command */
 	console_init();                /* command input on COM1 */
