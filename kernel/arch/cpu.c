@@ -9,18 +9,18 @@
 #define CR4_OSFXSR     (1ull << 9)
 #define CR4_OSXMMEXCPT (1ull << 10)
 
-/* PIT channel 2, gated through port 0x61, counts down once in mode 0; its
- * output bit in port 0x61 goes high at terminal count. */
+/* The TSC is measured against PIT channel 0 (every PC-like QEMU machine
+ * has it, microvm included; channel 2's gate at port 0x61 is missing on
+ * microvm): free-running in mode 2 from 0xffff, read by latching. The tick
+ * (timer.c) reprograms channel 0 afterwards. */
 #define PIT_HZ            1193182u
-#define PIT_CH2_DATA      0x42
+#define PIT_CH0_DATA      0x40
 #define PIT_CMD           0x43
-#define PIT_CMD_CH2_MODE0 0xb0 /* channel 2, lobyte/hibyte, mode 0, binary */
-#define PORT_61           0x61
-#define PORT_61_GATE2     0x01
-#define PORT_61_SPEAKER   0x02
-#define PORT_61_OUT2      0x20
+#define PIT_CMD_CH0_MODE2 0x34 /* channel 0, lobyte/hibyte, rate generator */
+#define PIT_CMD_CH0_LATCH 0x00
 #define TSC_CALIBRATE_MS  10
-#define TSC_FALLBACK_KHZ  1000000 /* if the PIT never answers */
+#define TSC_FALLBACK_KHZ  1000000 /* if the PIT never moves */
+#define TSC_CALIBRATE_SPINS 100000000ull
 
 #define ISA_DEBUG_EXIT_PORT 0xf4
 
@@ -33,29 +33,34 @@ void cpu_init_features(void)
 	write_cr4(read_cr4() | CR4_OSFXSR | CR4_OSXMMEXCPT);
 }
 
+static uint16_t pit_ch0_read(void)
+{
+	outb(PIT_CMD, PIT_CMD_CH0_LATCH);
+	uint8_t lo = inb(PIT_CH0_DATA);
+	return (uint16_t)(lo | inb(PIT_CH0_DATA) << 8);
+}
+
 void tsc_calibrate(void)
 {
-	uint32_t count = PIT_HZ / (1000 / TSC_CALIBRATE_MS);
-	uint8_t p61 = inb(PORT_61);
-	outb(PORT_61, (p61 & ~PORT_61_SPEAKER) & ~PORT_61_GATE2);
-	outb(PIT_CMD, PIT_CMD_CH2_MODE0);
-	outb(PIT_CH2_DATA, count & 0xff);
-	outb(PIT_CH2_DATA, count >> 8);
-	outb(PORT_61, (p61 & ~PORT_61_SPEAKER) | PORT_61_GATE2); /* start counting */
+	const uint32_t wait = PIT_HZ / (1000 / TSC_CALIBRATE_MS);
+	outb(PIT_CMD, PIT_CMD_CH0_MODE2);
+	outb(PIT_CH0_DATA, 0xff);
+	outb(PIT_CH0_DATA, 0xff);
+	uint16_t start = pit_ch0_read();
 	uint64_t t0 = rdtsc();
-	uint64_t spins = 0;
-	while (!(inb(PORT_61) & PORT_61_OUT2)) {
-		if (++spins > 100000000ull) {
-			klog("tsc: PIT did not count; assuming %u kHz", TSC_FALLBACK_KHZ);
-			outb(PORT_61, p61);
+	for (uint64_t spins = 0; spins < TSC_CALIBRATE_SPINS; spins++) {
+		/* counts down and wraps at 0xffff, 55 ms: the difference is the
+		 * ticks elapsed */
+		uint16_t elapsed = (uint16_t)(start - pit_ch0_read());
+		if (elapsed >= wait) {
+			uint64_t ticks = rdtsc() - t0;
+			tsc_khz_value = ticks * PIT_HZ / ((uint64_t)elapsed * 1000);
+			if (tsc_khz_value == 0)
+				tsc_khz_value = TSC_FALLBACK_KHZ;
 			return;
 		}
 	}
-	uint64_t t1 = rdtsc();
-	outb(PORT_61, p61);
-	tsc_khz_value = (t1 - t0) / TSC_CALIBRATE_MS;
-	if (tsc_khz_value == 0)
-		tsc_khz_value = TSC_FALLBACK_KHZ;
+	klog("tsc: the PIT did not count; assuming %u kHz", TSC_FALLBACK_KHZ);
 }
 
 uint64_t tsc_khz(void) { return tsc_khz_value; }

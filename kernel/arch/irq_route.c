@@ -44,6 +44,7 @@ _Static_assert(sizeof(struct madt_iso) == 10, "MADT interrupt source override");
 #define IOAPIC_RED_LEVEL      (1u << 15)
 #define IOAPIC_RED_MASKED     (1u << 16)
 #define IOAPIC_MMIO_SIZE 0x20
+#define IOAPIC_DEFAULT_ADDRESS 0xfec00000u
 
 #define PIC1_DATA 0x21
 #define PIC2_DATA 0xa1
@@ -124,8 +125,14 @@ int irq_init(void)
 	pic_disable();
 	const struct madt *madt = (const void *)acpi_find_table("APIC");
 	if (!madt) {
-		klog("irq: no MADT; interrupts unavailable, polling only");
-		return -1;
+		/* no ACPI (microvm with acpi=off): the PC's one IOAPIC sits at its
+		 * architectural default address, GSIs from 0 (MP spec 3.6.8) */
+		klog("irq: no MADT; assuming the standard IOAPIC at 0x%x", IOAPIC_DEFAULT_ADDRESS);
+		struct madt_ioapic dflt = { .type = MADT_IOAPIC, .length = sizeof(dflt), .address = IOAPIC_DEFAULT_ADDRESS };
+		add_ioapic(&dflt);
+		if (lapic_init(0) < 0 || ioapic_count == 0)
+			return -1;
+		return 0;
 	}
 	const uint8_t *p = (const uint8_t *)(madt + 1);
 	const uint8_t *end = (const uint8_t *)madt + madt->h.length;
