@@ -18,7 +18,7 @@
 
 struct balloon balloon;
 
-static const uint16_t default_tags[BALLOON_DEFAULT_TAGS] = { 0, 1, 2, 3, 4, 5, 6, 7, 8, 9 };
+static const uint16_t default_tags[BALLOON_DEFAULT_TAGS] = { 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15 };
 
 int balloon_setup_queue(struct balloon *b, struct virtqueue *vq, unsigned index)
 {

@@ -107,7 +107,9 @@ static bool inflate_one(struct balloon *b, uint64_t want)
 	buf->already_back = false;
 	while (buf->count < BALLOON_PFNS_PER_BUF && b->pages + b->inflating + buf->count < want) {
 		mm_stats(&s);
-		if (s.pmm.free_pages <= BALLOON_RESERVE_PAGES)
+		/* the cache gives way to the balloon, as Linux reclaims for it */
+		if (s.pmm.free_pages <= BALLOON_RESERVE_PAGES &&
+		    (s.cache.pages == 0 || cache_reclaim(BALLOON_PFNS_PER_BUF, true) == 0))
 			break;
 		uint64_t pa = mm_balloon_take(b->offline);
 		if (pa == PMM_NO_PAGE)

@@ -22,11 +22,17 @@ void balloon_stats_from_mm(const struct mm_stats *s, struct balloon_stat_values 
 	out->v[VIRTIO_BALLOON_S_MINFLT] = s->heap.minor_faults;
 	out->v[VIRTIO_BALLOON_S_MEMFREE] = s->pmm.free_pages * PAGE_SIZE;
 	out->v[VIRTIO_BALLOON_S_MEMTOT] = s->pmm.managed_pages * PAGE_SIZE;
-	/* available = free + reclaimable; ballast has no reclaimable cache yet */
-	out->v[VIRTIO_BALLOON_S_AVAIL] = s->pmm.free_pages * PAGE_SIZE;
-	out->v[VIRTIO_BALLOON_S_CACHES] = 0;
+	/* available = free + what reclaim can give back: the cache */
+	out->v[VIRTIO_BALLOON_S_AVAIL] = (s->pmm.free_pages + s->cache.pages) * PAGE_SIZE;
+	out->v[VIRTIO_BALLOON_S_CACHES] = s->cache.pages * PAGE_SIZE;
 	out->v[VIRTIO_BALLOON_S_HTLB_PGALLOC] = s->pmm.huge_allocs;
 	out->v[VIRTIO_BALLOON_S_HTLB_PGFAIL] = s->pmm.huge_failures;
+	out->v[VIRTIO_BALLOON_S_OOM_KILL] = s->cache.oom_kills;
+	out->v[VIRTIO_BALLOON_S_ALLOC_STALL] = s->cache.alloc_stalls;
+	out->v[VIRTIO_BALLOON_S_ASYNC_SCAN] = s->cache.async_scan;
+	out->v[VIRTIO_BALLOON_S_DIRECT_SCAN] = s->cache.direct_scan;
+	out->v[VIRTIO_BALLOON_S_ASYNC_RECLAIM] = s->cache.async_reclaim;
+	out->v[VIRTIO_BALLOON_S_DIRECT_RECLAIM] = s->cache.direct_reclaim;
 }
 
 size_t balloon_stats_encode(const uint16_t *tags, unsigned n, const struct balloon_stat_values *vals,

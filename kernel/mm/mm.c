@@ -3,6 +3,7 @@
 #include <string.h>
 #include "kernel/arch/cpu.h"
 #include "kernel/log.h"
+#include "kernel/mm/cache.h"
 #include "kernel/mm/mm.h"
 #include "kernel/mm/paging.h"
 
@@ -134,20 +135,46 @@ void mm_report_putback(uint64_t pa, unsigned order)
 	irq_restore(flags);
 }
 
+/* A retry of a request whose failure pmm_alloc already counted. Its own
+ * failure is taken back at once, and a success takes back the first one:
+ * each request counts once, as a success or as one failure. */
+static uint64_t alloc_retry(unsigned order)
+{
+	uint64_t pa = pmm_alloc(&pmm, order);
+	pmm.c.alloc_failures--;
+	if (order == PMM_HUGE_ORDER)
+		pmm.c.huge_failures--;
+	return pa;
+}
+
+uint64_t page_alloc_noreclaim(unsigned order)
+{
+	uint64_t flags = irq_save();
+	uint64_t pa = pmm_alloc(&pmm, order);
+	check_counters();
+	irq_restore(flags);
+	return pa;
+}
+
+/* When the free lists cannot serve a request: reclaim the cache first
+ * (direct reclaim: the allocation stalls), then ask the balloon to deflate
+ * (DEFLATE_ON_OOM), as Linux calls its OOM notifiers only after reclaim. */
 uint64_t page_alloc(unsigned order)
 {
 	uint64_t flags = irq_save();
 	uint64_t pa = pmm_alloc(&pmm, order);
-	/* the failure is counted once, above; the retry after the handler
-	 * released memory is the same request */
-	if (pa == PMM_NO_PAGE && oom_handler && oom_handler(1ull << order) > 0) {
-		pa = pmm_alloc(&pmm, order);
-		if (pa != PMM_NO_PAGE) {
-			pmm.c.alloc_failures--;
-			if (order == PMM_HUGE_ORDER)
-				pmm.c.huge_failures--;
+	uint64_t wanted = 1ull << order;
+	if (pa == PMM_NO_PAGE) {
+		struct cache_counters cc;
+		cache_counters(&cc);
+		if (cc.pages) {
+			cache_count_stall();
+			if (cache_reclaim(2 * wanted, true) > 0)
+				pa = alloc_retry(order);
 		}
 	}
+	if (pa == PMM_NO_PAGE && oom_handler && oom_handler(wanted) > 0)
+		pa = alloc_retry(order);
 	check_counters();
 	irq_restore(flags);
 	return pa;
@@ -193,6 +220,7 @@ void mm_stats(struct mm_stats *out)
 	heap_counters(&out->heap);
 	out->usable_pages = usable_pages;
 	out->page_table_pages = paging_table_pages();
+	cache_counters(&out->cache);
 	irq_restore(flags);
 }
 

@@ -6,6 +6,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 #include "boot/boot_info.h"
+#include "kernel/mm/cache.h"
 #include "kernel/mm/heap.h"
 #include "kernel/mm/pmm.h"
 
@@ -15,11 +16,15 @@ struct mm_stats {
 	struct heap_counters heap;
 	uint64_t usable_pages;      /* usable + boot-reclaimable pages in the boot map */
 	uint64_t page_table_pages;
+	struct cache_counters cache; /* cache pages are part of pmm.allocated_pages */
 };
 
 void mm_init(const struct boot_info *bi);
 /* A 2^order block (physical = virtual address), or PMM_NO_PAGE. */
 uint64_t page_alloc(unsigned order);
+/* The same without reclaiming the cache or deflating the balloon (the
+ * cache itself grows with it). */
+uint64_t page_alloc_noreclaim(unsigned order);
 /* Frees a block; a bad free is a broken invariant and panics. */
 void page_free(uint64_t pa, unsigned order);
 void mm_stats(struct mm_stats *out);

@@ -8,6 +8,8 @@
 #include "kernel/console/parse.h"
 #include "kernel/mm/mm.h"
 #include "kernel/mm/mm_console.h"
+#include "kernel/arch/timer.h"
+#include "kernel/work.h"
 
 #define MEM_ALLOCS_MAX 64
 #define MEM_SHOW_EXTRA_MAX 512
@@ -42,13 +44,19 @@ static void mem_show(void)
 		n += (size_t)snprintf(blocks + n, sizeof(blocks) - n, "%s%" PRIu64, o ? "," : "", s.pmm.free_blocks[o]);
 	if (show_extra)
 		show_extra(extra, sizeof(extra));
-	console_ok("usable=%" PRIu64 " managed=%" PRIu64 " free=%" PRIu64 " allocated=%" PRIu64 " offline=%" PRIu64
+	console_ok("usable=%" PRIu64 " managed=%" PRIu64 " free=%" PRIu64 " allocated=%" PRIu64 " cached=%" PRIu64
+	           " offline=%" PRIu64
 	           " allocs=%" PRIu64 " frees=%" PRIu64 " alloc_failures=%" PRIu64
 	           " huge_allocs=%" PRIu64 " huge_failures=%" PRIu64 " minor_faults=%" PRIu64
-	           " heap_bytes=%" PRIu64 " heap_pages=%" PRIu64 " page_tables=%" PRIu64 " free_blocks=%s%s",
-	           s.usable_pages, s.pmm.managed_pages, s.pmm.free_pages, s.pmm.allocated_pages, s.pmm.offline_pages,
+	           " heap_bytes=%" PRIu64 " heap_pages=%" PRIu64 " page_tables=%" PRIu64 " free_blocks=%s"
+	           " direct_scan=%" PRIu64 " direct_reclaim=%" PRIu64 " async_scan=%" PRIu64 " async_reclaim=%" PRIu64
+	           " alloc_stalls=%" PRIu64 " oom_kills=%" PRIu64 "%s",
+	           s.usable_pages, s.pmm.managed_pages, s.pmm.free_pages, s.pmm.allocated_pages, s.cache.pages,
+	           s.pmm.offline_pages,
 	           s.pmm.allocs, s.pmm.frees, s.pmm.alloc_failures, s.pmm.huge_allocs, s.pmm.huge_failures,
-	           s.heap.minor_faults, s.heap.brk_bytes, s.heap.backed_pages, s.page_table_pages, blocks, extra);
+	           s.heap.minor_faults, s.heap.brk_bytes, s.heap.backed_pages, s.page_table_pages, blocks,
+	           s.cache.direct_scan, s.cache.direct_reclaim, s.cache.async_scan, s.cache.async_reclaim,
+	           s.cache.alloc_stalls, s.cache.oom_kills, extra);
 }
 
 static struct mem_alloc *new_alloc(void)
@@ -126,6 +134,7 @@ static void mem_alloc(const char *size_arg)
 	if (left) {
 		uint64_t got = a->bytes;
 		release(a);
+		cache_count_oom_kill(); /* the workload dies, as Linux's OOM killer would end it */
 		console_err("out of memory after %" PRIu64 " of %" PRIu64 " bytes; nothing kept", got, pages * PAGE_SIZE);
 		return;
 	}
@@ -215,6 +224,34 @@ static void mem_free(const char *what)
 	console_ok("freed=%" PRIu64 " allocations=%u", bytes, count);
 }
 
+static void cmd_cache(int argc, char **argv)
+{
+	uint64_t bytes;
+	struct cache_counters c;
+	if (argc == 3 && strcmp(argv[1], "grow") == 0) {
+		if (!parse_size(argv[2], &bytes) || bytes == 0) {
+			console_err("bad size '%s'", argv[2]);
+			return;
+		}
+		uint64_t want = (bytes + PAGE_SIZE - 1) / PAGE_SIZE;
+		uint64_t got = cache_grow(want);
+		cache_counters(&c);
+		console_ok("grown=%" PRIu64 " wanted=%" PRIu64 " cached=%" PRIu64, got, want, c.pages);
+	} else if (argc == 2 && strcmp(argv[1], "drop") == 0) {
+		uint64_t dropped = cache_drop();
+		console_ok("dropped=%" PRIu64, dropped);
+	} else if (argc == 2 && strcmp(argv[1], "show") == 0) {
+		cache_counters(&c);
+		console_ok("cached=%" PRIu64 " low_watermark=%" PRIu64 " high_watermark=%" PRIu64
+		           " direct_scan=%" PRIu64 " direct_reclaim=%" PRIu64 " async_scan=%" PRIu64
+		           " async_reclaim=%" PRIu64 " alloc_stalls=%" PRIu64 " oom_kills=%" PRIu64,
+		           c.pages, cache_low_watermark(), cache_high_watermark(), c.direct_scan, c.direct_reclaim,
+		           c.async_scan, c.async_reclaim, c.alloc_stalls, c.oom_kills);
+	} else {
+		console_err("usage: cache grow <size> | drop | show");
+	}
+}
+
 static void cmd_mem(int argc, char **argv)
 {
 	if (argc == 2 && strcmp(argv[1], "show") == 0)
@@ -233,6 +270,30 @@ static void cmd_mem(int argc, char **argv)
 
 static const struct console_cmd mm_cmds[] = {
 	{ "mem", "show | alloc <size> | free <id|all> | touch <size> | huge <n>", cmd_mem },
+	{ "cache", "grow <size> | drop | show", cmd_cache },
 };
 
-void mm_console_init(void) { console_register(mm_cmds, sizeof(mm_cmds) / sizeof(mm_cmds[0])); }
+/* Async reclaim: a look every 100 ms, from the idle loop. */
+#define CACHE_BALANCE_TICKS (100 / TIMER_TICK_MS)
+static struct work balance_work;
+
+static void balance(void *ctx)
+{
+	(void)ctx;
+	cache_balance();
+}
+
+static void balance_tick(void *ctx)
+{
+	static uint64_t ticks;
+	(void)ctx;
+	if (++ticks % CACHE_BALANCE_TICKS == 0)
+		work_queue(&balance_work);
+}
+
+void mm_console_init(void)
+{
+	console_register(mm_cmds, sizeof(mm_cmds) / sizeof(mm_cmds[0]));
+	balance_work = (struct work){ .fn = balance };
+	timer_add_tick_handler(balance_tick, NULL);
+}

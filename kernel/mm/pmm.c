@@ -13,6 +13,8 @@
 #define STATE_ALLOC     0x40 /* | order: first frame of an allocated block */
 #define STATE_OFFLINE   0x20 /* taken out of the managed pool (given to the host) */
 #define STATE_REPORTED  0x10 /* on a free head: reported to the host as free */
+#define STATE_ISOLATED  (STATE_ALLOC | STATE_REPORTED) /* | order: first frame of a
+                                                        * block isolated for reporting */
 #define STATE_ORDER_MASK 0x0f
 
 uintptr_t pmm_direct_map_offset;
@@ -197,7 +199,9 @@ uint64_t pmm_isolate_unreported(struct pmm *p, unsigned order)
 		if (p->state[pfn] & STATE_REPORTED)
 			continue;
 		list_remove(p, pfn, order);
-		p->state[pfn] = STATE_ALLOC | order;
+		/* not STATE_ALLOC: pmm_free must refuse it, pmm_putback_reported
+		 * must refuse a block someone allocated */
+		p->state[pfn] = STATE_ISOLATED | order;
 		p->c.allocated_pages += 1ull << order;
 		return (uint64_t)pfn << PAGE_SHIFT;
 	}
@@ -206,9 +210,10 @@ uint64_t pmm_isolate_unreported(struct pmm *p, unsigned order)
 
 int pmm_putback_reported(struct pmm *p, uint64_t pa, unsigned order)
 {
-	if (!pmm_is_allocated(p, pa, order))
-		return -1;
 	uint64_t pfn = pa >> PAGE_SHIFT;
+	if ((pa & (PAGE_SIZE - 1)) || order > PMM_MAX_ORDER || pfn >= p->max_pfn ||
+	    p->state[pfn] != (STATE_ISOLATED | order))
+		return -1;
 	p->state[pfn] = STATE_INSIDE;
 	p->c.allocated_pages -= 1ull << order;
 	if (free_block(p, pfn, order) == order)
