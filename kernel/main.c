@@ -67,7 +67,7 @@ _Noreturn void kmain(const struct boot_info *bi)
 	acpi_init(bi->rsdp);           /* tables for interrupt routing */
 	irq_init();                    /* PIC off, LAPIC and IOAPICs on */
 	pci_init();                    /* every function behind every bridge */
-	balloon_console_init();        /* the stats command */
+	balloon_console_init(bi->cmdline); /* stats and persona commands, boot-time stats mode */
 	bool polled = cmdline_find(bi->cmdline, "polled", NULL, 0);
 	if (virtio_pci_probe_all(polled) + virtio_mmio_probe_all(bi->cmdline, polled) == 0)
 		klog("no virtio-balloon device");

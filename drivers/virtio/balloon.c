@@ -18,7 +18,6 @@
 
 struct balloon balloon;
 
-static const uint16_t default_tags[BALLOON_DEFAULT_TAGS] = { 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15 };
 
 int balloon_setup_queue(struct balloon *b, struct virtqueue *vq, unsigned index)
 {
@@ -59,18 +58,29 @@ static void kick(struct balloon *b, struct virtqueue *vq)
 		b->vd->ops->notify(b->vd, vq);
 }
 
-/* Fills the stats buffer from one fresh snapshot, logs it, hands it over. */
-void balloon_stats_answer(struct balloon *b)
+/* Builds a buffer from one fresh snapshot as the plan says, and logs the
+ * host's view of it (what qom-get guest-stats will show once the host has
+ * it) before handing it over. */
+static size_t fill_and_log(struct balloon *b, void *buf, bool first)
 {
 	struct mm_stats s;
-	struct balloon_stat_values vals;
+	struct balloon_stat_values vals, host;
 	char line[STATS_LOG_MAX];
 	mm_stats(&s);
 	balloon_stats_from_mm(&s, &vals);
-	size_t bytes = balloon_stats_encode(default_tags, BALLOON_DEFAULT_TAGS, &vals, b->stats_buf, PAGE_SIZE);
+	size_t bytes = stats_plan_build(&b->plan, &vals, first, buf, PAGE_SIZE);
+	stats_host_view(buf, bytes, &host);
 	b->stats_seq++;
-	balloon_stats_format(line, sizeof(line), b->stats_seq, &vals);
+	balloon_stats_format(line, sizeof(line), b->stats_seq, &host);
 	klog("%s", line);
+	return bytes;
+}
+
+void balloon_stats_answer(struct balloon *b)
+{
+	size_t bytes = fill_and_log(b, b->stats_buf, !b->stats_primed);
+	b->stats_primed = true;
+	b->answer_due = false;
 	struct vq_buf buf = { b->stats_buf_phys, (uint32_t)bytes };
 	if (vq_add(&b->stats_vq, &buf, 1, 0, b) < 0) {
 		klog("%s: stats buffer could not be added", b->vd->name);
@@ -78,6 +88,19 @@ void balloon_stats_answer(struct balloon *b)
 	}
 	b->stats_held = false;
 	kick(b, &b->stats_vq);
+}
+
+int balloon_stats_extra(struct balloon *b)
+{
+	if (b->extra_in_flight || !b->extra_buf)
+		return -1;
+	size_t bytes = fill_and_log(b, b->extra_buf, false);
+	struct vq_buf buf = { b->extra_phys, (uint32_t)bytes };
+	if (vq_add(&b->stats_vq, &buf, 1, 0, &b->extra_buf) < 0)
+		return -1;
+	b->extra_in_flight = true;
+	kick(b, &b->stats_vq);
+	return 0;
 }
 
 static void record_latency(struct balloon *b, uint64_t ticks)
@@ -90,11 +113,24 @@ static void stats_used(struct balloon *b)
 {
 	uint32_t len;
 	uint64_t t0 = rdtsc();
-	while (vq_get_used(&b->stats_vq, &len)) {
+	void *token;
+	while ((token = vq_get_used(&b->stats_vq, &len))) {
+		if (token == &b->extra_buf) {
+			/* the one-shot second buffer is retired, not answered: answering
+			 * both would make the host swap them back and forth for ever */
+			b->extra_in_flight = false;
+			klog("%s: stats: the host handed back the extra buffer", b->vd->name);
+			continue;
+		}
 		b->stats_requests++;
 		b->stats_held = true;
 		if (b->stats_paused)
 			continue; /* a buggy guest: keep the buffer */
+		if (b->delay_ms) {
+			b->answer_due = true;
+			b->due_tsc = t0 + tsc_khz() * b->delay_ms;
+			continue;
+		}
 		balloon_stats_answer(b);
 		record_latency(b, rdtsc() - t0);
 	}
@@ -144,6 +180,8 @@ static void balloon_tick(void *ctx)
 {
 	struct balloon *b = ctx;
 	b->ticks++;
+	if (b->answer_due && !b->stats_paused && rdtsc() >= b->due_tsc && !b->vd->failed)
+		balloon_stats_answer(b);
 	if (b->ticks % BALLOON_RETRY_TICKS == 0 && b->pages + b->inflating < b->target_pages)
 		work_queue(&b->work);
 	if (b->reporting && b->ticks % BALLOON_REPORT_TICKS == 0) {
@@ -159,7 +197,11 @@ int balloon_probe(struct virtio_dev *vd)
 		klog("%s: a second balloon is not supported; ignored", vd->name);
 		return -1;
 	}
-	*b = (struct balloon){ .vd = vd };
+	/* the boot-time stats settings (balloon_configure) survive the reset */
+	struct stats_plan plan = b->plan;
+	uint32_t delay_ms = b->delay_ms;
+	bool paused = b->stats_paused;
+	*b = (struct balloon){ .vd = vd, .plan = plan, .delay_ms = delay_ms, .stats_paused = paused };
 	vd->driver = b;
 	uint64_t wanted = 1ull << VIRTIO_BALLOON_F_STATS_VQ | 1ull << VIRTIO_BALLOON_F_DEFLATE_ON_OOM |
 	                  1ull << VIRTIO_BALLOON_F_PAGE_POISON | 1ull << VIRTIO_BALLOON_F_REPORTING |
@@ -193,6 +235,9 @@ int balloon_probe(struct virtio_dev *vd)
 			return -1;
 		}
 		b->stats_buf = phys_to_virt(b->stats_buf_phys);
+		b->extra_phys = page_alloc(0);
+		if (b->extra_phys != PMM_NO_PAGE)
+			b->extra_buf = phys_to_virt(b->extra_phys);
 	}
 	vd->interrupt = balloon_interrupt;
 	virtio_driver_ok(vd);

@@ -6,7 +6,8 @@
 #include "drivers/virtio/virtio.h"
 
 int balloon_probe(struct virtio_dev *vd);
-/* Registers the balloon's console commands. */
-void balloon_console_init(void);
+/* Registers the balloon's console commands and applies the boot-time
+ * stats settings of the command line. */
+void balloon_console_init(const char *cmdline);
 
 #endif

@@ -7,6 +7,8 @@
 #include "kernel/arch/cpu.h"
 #include <stdio.h>
 #include "kernel/console/console.h"
+#include "kernel/console/parse.h"
+#include "kernel/log.h"
 #include "kernel/mm/mm_console.h"
 
 static int compare_u64(const void *a, const void *b)
@@ -32,46 +34,146 @@ static void stats_latency(struct balloon *b)
 	           tsc_to_us(p50 * 1000), tsc_to_us(p99 * 1000), tsc_to_us(max * 1000));
 }
 
+static void answer_mode(struct balloon *b)
+{
+	const struct stats_plan *p = &b->plan;
+	console_ok("persona=%s paused=%d delay_ms=%" PRIu32 " fill=%s unknown=%d duplicate=%d truncate=%u pad=%u "
+	           "overrides=0x%" PRIx32 " tags=%u",
+	           p->persona, b->stats_paused, b->delay_ms,
+	           p->fill == STATS_FILL_EMPTY ? "empty" : p->fill == STATS_FILL_FF ? "ff" : p->fill == STATS_FILL_ZERO_LENGTH ? "zerolen" : "entries", p->unknown,
+	           p->duplicate == STATS_NO_TAG ? -1 : (int)p->duplicate, p->truncate, p->pad, p->override_mask,
+	           p->ntags);
+}
+
+static void reverse_tags(struct stats_plan *p)
+{
+	for (unsigned i = 0; i < p->ntags / 2; i++) {
+		uint16_t t = p->tags[i];
+		p->tags[i] = p->tags[p->ntags - 1 - i];
+		p->tags[p->ntags - 1 - i] = t;
+	}
+}
+
+/* Bytes cut from the last entry by "stats truncate": the total is then
+ * not a multiple of 10. */
+#define STATS_TRUNCATE_BYTES 3
+/* "stats overlong": the buffer runs this far past its entries, zero-filled. */
+#define STATS_OVERLONG_PAD 256
+#define STATS_DELAY_MAX_MS 600000
+
+/* Changes to how answers look; all apply from the next answer on. Returns
+ * false if the words are not one of them. */
+static bool stats_fault(struct balloon *b, int argc, char **argv)
+{
+	struct stats_plan *p = &b->plan;
+	const char *what = argv[1];
+	uint64_t v;
+	int tag;
+	if (argc == 2 && strcmp(what, "empty") == 0)
+		p->fill = STATS_FILL_EMPTY;
+	else if (argc == 2 && strcmp(what, "zerolen") == 0)
+		p->fill = STATS_FILL_ZERO_LENGTH;
+	else if (argc == 2 && strcmp(what, "ff") == 0)
+		p->fill = STATS_FILL_FF;
+	else if (argc == 2 && strcmp(what, "unknown") == 0)
+		p->unknown = true;
+	else if (argc == 2 && strcmp(what, "truncate") == 0)
+		p->truncate = STATS_TRUNCATE_BYTES;
+	else if (argc == 2 && strcmp(what, "overlong") == 0)
+		p->pad = STATS_OVERLONG_PAD;
+	else if (argc == 3 && strcmp(what, "duplicate") == 0 && (tag = stats_tag_parse(argv[2])) >= 0)
+		p->duplicate = (uint16_t)tag;
+	else if (argc == 3 && strcmp(what, "order") == 0 && strcmp(argv[2], "reverse") == 0)
+		reverse_tags(p);
+	else if (argc == 3 && strcmp(what, "delay") == 0 && parse_u64(argv[2], &v) && v <= STATS_DELAY_MAX_MS)
+		b->delay_ms = (uint32_t)v;
+	else if (argc == 4 && strcmp(what, "set") == 0 && (tag = stats_tag_parse(argv[2])) >= 0 &&
+	         parse_u64(argv[3], &v)) {
+		p->override_mask |= 1u << tag;
+		p->override_val[tag] = v;
+	} else if (argc == 2 && strcmp(what, "normal") == 0) {
+		const char *persona = p->persona;
+		stats_plan_persona(p, persona);
+		b->delay_ms = 0;
+		b->stats_paused = false;
+	} else
+		return false;
+	return true;
+}
+
+static const char stats_usage[] =
+	"usage: stats pause|resume|show|latency|extra|empty|zerolen|ff|unknown|truncate|overlong|normal"
+	" | delay <ms> | duplicate <tag> | order reverse | set <tag> <value>";
+
 static void cmd_stats(int argc, char **argv)
 {
 	struct balloon *b = &balloon;
-	if (argc != 2) {
-		console_err("usage: stats pause|resume|show|latency");
+	if (argc < 2) {
+		console_err("%s", stats_usage);
 		return;
 	}
 	if (!b->vd || !b->has_stats) {
 		console_err("no balloon statistics queue");
 		return;
 	}
-	uint64_t flags;
-	if (strcmp(argv[1], "pause") == 0) {
-		flags = irq_save();
+	uint64_t flags = irq_save();
+	if (argc == 2 && strcmp(argv[1], "pause") == 0) {
 		b->stats_paused = true;
 		irq_restore(flags);
 		console_ok("paused=1");
-	} else if (strcmp(argv[1], "resume") == 0) {
-		flags = irq_save();
+	} else if (argc == 2 && strcmp(argv[1], "resume") == 0) {
 		b->stats_paused = false;
 		/* a buffer held while paused goes back now, as a late answer */
-		bool handed_back = b->stats_held && !b->vd->failed;
+		bool handed_back = b->stats_held && !b->vd->failed && !b->delay_ms;
 		if (handed_back)
 			balloon_stats_answer(b);
+		else if (b->stats_held)
+			b->answer_due = true; /* the delay still applies, from the tick */
 		irq_restore(flags);
 		console_ok("paused=0 answered_held=%d", handed_back);
-	} else if (strcmp(argv[1], "show") == 0) {
-		flags = irq_save();
-		console_ok("seq=%" PRIu64 " requests=%" PRIu64 " paused=%d held=%d failed=%d", b->stats_seq,
-		           b->stats_requests, b->stats_paused, b->stats_held, b->vd->failed);
+	} else if (argc == 2 && strcmp(argv[1], "show") == 0) {
 		irq_restore(flags);
-	} else if (strcmp(argv[1], "latency") == 0) {
+		console_ok("seq=%" PRIu64 " requests=%" PRIu64 " paused=%d held=%d failed=%d persona=%s", b->stats_seq,
+		           b->stats_requests, b->stats_paused, b->stats_held, b->vd->failed, b->plan.persona);
+	} else if (argc == 2 && strcmp(argv[1], "latency") == 0) {
+		irq_restore(flags);
 		stats_latency(b);
+	} else if (argc == 2 && strcmp(argv[1], "extra") == 0) {
+		int r = balloon_stats_extra(b);
+		irq_restore(flags);
+		if (r < 0)
+			console_err("the extra buffer is already with the host");
+		else
+			console_ok("extra=1 seq=%" PRIu64, b->stats_seq);
+	} else if (stats_fault(b, argc, argv)) {
+		irq_restore(flags);
+		answer_mode(b);
 	} else {
-		console_err("usage: stats pause|resume|show|latency");
+		irq_restore(flags);
+		console_err("%s", stats_usage);
 	}
 }
 
+static void cmd_persona(int argc, char **argv)
+{
+	struct balloon *b = &balloon;
+	if (argc != 2) {
+		console_err("usage: persona %s", stats_plan_persona_names());
+		return;
+	}
+	uint64_t flags = irq_save();
+	int r = stats_plan_persona(&b->plan, argv[1]);
+	irq_restore(flags);
+	if (r < 0)
+		console_err("unknown persona (%s)", stats_plan_persona_names());
+	else
+		answer_mode(b);
+}
+
 static const struct console_cmd balloon_cmds[] = {
-	{ "stats", "pause|resume|show|latency", cmd_stats },
+	{ "stats", "pause|resume|show|latency|extra|empty|ff|unknown|truncate|overlong|normal|delay|duplicate|order|set",
+	  cmd_stats },
+	{ "persona", "ballast|linux-6.6|linux-6.12|...", cmd_persona },
 };
 
 /* The balloon's part of "mem show". */
@@ -94,8 +196,29 @@ static void balloon_describe(char *buf, size_t len)
 	irq_restore(flags);
 }
 
-void balloon_console_init(void)
+/* Boot-time settings, the same words as the console's: persona=<name>,
+ * stats_delay=<ms>, stats_paused, stats_fault=empty|ff|unknown|truncate|overlong. */
+static void configure_from_cmdline(const char *cmdline)
 {
+	struct balloon *b = &balloon;
+	char value[32];
+	char *argv[3] = { "stats", value, NULL };
+	stats_plan_default(&b->plan);
+	if (cmdline_find(cmdline, "persona", value, sizeof(value)) && stats_plan_persona(&b->plan, value) < 0)
+		klog("balloon: unknown persona '%s' on the command line; using ballast", value);
+	if (cmdline_find(cmdline, "stats_fault", value, sizeof(value)) && !stats_fault(b, 2, argv))
+		klog("balloon: unknown stats_fault '%s' on the command line", value);
+	if (cmdline_find(cmdline, "stats_delay", value, sizeof(value))) {
+		char *dargv[3] = { "stats", "delay", value };
+		if (!stats_fault(b, 3, dargv))
+			klog("balloon: bad stats_delay '%s' on the command line", value);
+	}
+	b->stats_paused = cmdline_find(cmdline, "stats_paused", NULL, 0);
+}
+
+void balloon_console_init(const char *cmdline)
+{
+	configure_from_cmdline(cmdline);
 	console_register(balloon_cmds, sizeof(balloon_cmds) / sizeof(balloon_cmds[0]));
 	mm_console_set_extra(balloon_describe);
 }

@@ -5,6 +5,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 #include "drivers/virtio/balloon_stats.h"
+#include "drivers/virtio/stats_plan.h"
 #include "drivers/virtio/virtio.h"
 #include "drivers/virtio/virtqueue.h"
 
@@ -67,6 +68,14 @@ struct balloon {
 	uint64_t report_block[BALLOON_REPORT_BLOCKS];
 	uint64_t reported_pages;
 	uint64_t ticks;
+	struct stats_plan plan;   /* what the next answers look like */
+	bool stats_primed;        /* the priming buffer has been sent */
+	uint32_t delay_ms;        /* "stats delay": answer this late */
+	bool answer_due;          /* a delayed answer is waiting for due_tsc */
+	uint64_t due_tsc;
+	void *extra_buf;          /* "stats extra": a second buffer, one shot */
+	uint64_t extra_phys;
+	bool extra_in_flight;
 	uint64_t latency[BALLOON_LATENCY_SAMPLES]; /* TSC ticks, request to re-add */
 	uint64_t latency_count;
 };
@@ -74,6 +83,8 @@ struct balloon {
 extern struct balloon balloon;
 
 void balloon_stats_answer(struct balloon *b);
+/* Adds the one-shot second buffer; -1 if one is already out. */
+int balloon_stats_extra(struct balloon *b);
 void balloon_config_changed(struct balloon *b);
 int balloon_setup_queue(struct balloon *b, struct virtqueue *vq, unsigned index);
 /* balloon_report.c */

@@ -1,0 +1,122 @@
+#include <string.h>
+#include "drivers/virtio/stats_plan.h"
+#include "kernel/console/parse.h"
+
+#define UNKNOWN_EVERY 3            /* an unknown tag after every third real one */
+#define UNKNOWN_VALUE_BASE 0xdead0000ull
+
+struct persona {
+	const char *name;
+	const uint16_t *tags;
+	unsigned ntags;
+	unsigned first_len;
+};
+
+/* Tag orders as each driver writes them (sources in docs/personas.md). */
+static const uint16_t tags_ballast[] = { 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15 };
+static const uint16_t tags_linux_6_6[] = { 0, 1, 2, 3, 8, 9, 4, 5, 6, 7 };
+static const uint16_t tags_linux_6_12[] = { 0, 1, 2, 3, 10, 11, 12, 13, 14, 15, 8, 9, 4, 5, 6, 7 };
+
+static const struct persona personas[] = {
+	{ "ballast", tags_ballast, sizeof(tags_ballast) / sizeof(tags_ballast[0]), 0 },
+	{ "linux-6.6", tags_linux_6_6, sizeof(tags_linux_6_6) / sizeof(tags_linux_6_6[0]), 0 },
+	{ "linux-6.12", tags_linux_6_12, sizeof(tags_linux_6_12) / sizeof(tags_linux_6_12[0]), 0 },
+};
+
+void stats_plan_default(struct stats_plan *p) { stats_plan_persona(p, "ballast"); }
+
+const char *stats_plan_persona_names(void) { return "ballast linux-6.6 linux-6.12"; }
+
+int stats_plan_persona(struct stats_plan *p, const char *name)
+{
+	for (unsigned i = 0; i < sizeof(personas) / sizeof(personas[0]); i++) {
+		const struct persona *ps = &personas[i];
+		if (strcmp(ps->name, name) != 0)
+			continue;
+		memset(p, 0, sizeof(*p));
+		p->persona = ps->name;
+		memcpy(p->tags, ps->tags, ps->ntags * sizeof(ps->tags[0]));
+		p->ntags = ps->ntags;
+		p->first_len = ps->first_len;
+		p->duplicate = STATS_NO_TAG;
+		return 0;
+	}
+	return -1;
+}
+
+int stats_tag_parse(const char *s)
+{
+	uint64_t n;
+	if (parse_u64(s, &n))
+		return n < VIRTIO_BALLOON_S_NR ? (int)n : -1;
+	for (uint16_t t = 0; t < VIRTIO_BALLOON_S_NR_QEMU72; t++) {
+		const char *name = balloon_stat_name(t);
+		if (strcmp(s, name) == 0 || strcmp(s, name + strlen("stat-")) == 0)
+			return t;
+	}
+	return -1;
+}
+
+static size_t put(uint8_t *out, size_t cap, size_t at, uint16_t tag, uint64_t val)
+{
+	struct virtio_balloon_stat e = { tag, val };
+	if (at + sizeof(e) > cap)
+		return at;
+	memcpy(out + at, &e, sizeof(e));
+	return at + sizeof(e);
+}
+
+static uint64_t value_of(const struct stats_plan *p, const struct balloon_stat_values *vals, uint16_t tag)
+{
+	if (tag >= VIRTIO_BALLOON_S_NR)
+		return 0;
+	return p->override_mask >> tag & 1 ? p->override_val[tag] : vals->v[tag];
+}
+
+size_t stats_plan_build(const struct stats_plan *p, const struct balloon_stat_values *vals, bool first,
+                        uint8_t *out, size_t cap)
+{
+	if (first && p->first_len) {
+		size_t n = p->first_len < cap ? p->first_len : cap;
+		memset(out, 0, n);
+		return n;
+	}
+	if (p->fill == STATS_FILL_ZERO_LENGTH)
+		return 0;
+	if (p->fill == STATS_FILL_EMPTY) {
+		/* no whole entry in the smallest buffer QEMU accepts (it refuses
+		 * zero-length buffers outright: STATS_FILL_ZERO_LENGTH) */
+		size_t n = STATS_EMPTY_BYTES < cap ? STATS_EMPTY_BYTES : cap;
+		memset(out, 0, n);
+		return n;
+	}
+	size_t at = 0;
+	unsigned unknown = 0;
+	for (unsigned i = 0; i < p->ntags; i++) {
+		at = put(out, cap, at, p->tags[i], value_of(p, vals, p->tags[i]));
+		if (p->unknown && (i + 1) % UNKNOWN_EVERY == 0 && unknown < STATS_UNKNOWN_TAGS) {
+			uint16_t t = (uint16_t)(STATS_UNKNOWN_TAG_FIRST + unknown++);
+			at = put(out, cap, at, t, UNKNOWN_VALUE_BASE + t);
+		}
+	}
+	if (p->duplicate != STATS_NO_TAG)
+		at = put(out, cap, at, p->duplicate, value_of(p, vals, p->duplicate) + 1);
+	if (p->fill == STATS_FILL_FF)
+		memset(out, 0xff, at);
+	at = p->truncate < at ? at - p->truncate : 0;
+	size_t pad = p->pad < cap - at ? p->pad : cap - at;
+	memset(out + at, 0, pad);
+	return at + pad;
+}
+
+void stats_host_view(const uint8_t *buf, size_t len, struct balloon_stat_values *out)
+{
+	for (unsigned t = 0; t < VIRTIO_BALLOON_S_NR; t++)
+		out->v[t] = UINT64_MAX;
+	struct virtio_balloon_stat e;
+	for (size_t at = 0; at + sizeof(e) <= len; at += sizeof(e)) {
+		memcpy(&e, buf + at, sizeof(e));
+		if (e.tag < VIRTIO_BALLOON_S_NR_QEMU72)
+			out->v[e.tag] = e.val;
+	}
+}
