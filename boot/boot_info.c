@@ -27,23 +27,29 @@ int boot_mem_add(struct boot_info *bi, uint64_t base, uint64_t size, uint32_t ty
 
 int boot_mem_carve(struct boot_info *bi, uint64_t base, uint64_t size, uint32_t type)
 {
-	uint64_t end = base + size;
+	if (size == 0)
+		return 0; /* else a range around base would be split for nothing */
+	/* last bytes, not ends: a range may end at the top of the address space */
+	uint64_t last = base + size - 1;
 	uint32_t count = bi->mem_count; /* pieces appended below need no look */
+	int ret = 0;
 	for (uint32_t i = 0; i < count; i++) {
 		struct boot_mem_range r = bi->mem[i];
-		uint64_t r_end = r.base + r.size;
-		if (r_end <= base || r.base >= end || r.type == type)
+		uint64_t r_last = r.base + r.size - 1;
+		if (r.size == 0 || r_last < base || r.base > last || r.type == type)
 			continue;
 		uint64_t lo = r.base > base ? r.base : base;
-		uint64_t hi = r_end < end ? r_end : end;
-		/* the overlap takes the slot; what is left either side is appended */
-		bi->mem[i] = (struct boot_mem_range){ lo, hi - lo, type };
+		uint64_t hi = r_last < last ? r_last : last;
+		/* The overlap takes the slot; what is left either side is appended.
+		 * With the table full a piece is dropped (which only loses memory)
+		 * and the carve goes on: no part of it may keep its old type. */
+		bi->mem[i] = (struct boot_mem_range){ lo, hi - lo + 1, type };
 		if (r.base < lo && boot_mem_add(bi, r.base, lo - r.base, r.type) < 0)
-			return -1;
-		if (hi < r_end && boot_mem_add(bi, hi, r_end - hi, r.type) < 0)
-			return -1;
+			ret = -1;
+		if (hi < r_last && boot_mem_add(bi, hi + 1, r_last - hi, r.type) < 0)
+			ret = -1;
 	}
-	return 0;
+	return ret;
 }
 
 #define PAGE_ZERO_SIZE 4096

@@ -20,8 +20,11 @@ import tempfile
 import threading
 import time
 import weakref
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, TypeVar
+
+T = TypeVar("T")
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 OVMF_CODE = Path(os.environ.get("BALLAST_OVMF_CODE", "/usr/share/OVMF/OVMF_CODE_4M.fd"))
@@ -61,6 +64,47 @@ def parse_size(size: str) -> int:
 
 class GuestError(AssertionError):
     """A wait that did not see what it waited for; the message carries the log tail."""
+
+
+def wait_until(predicate: Callable[[], T], timeout: float, what: str = "condition",
+               interval: float = POLL_INTERVAL) -> T:
+    """Call predicate until it returns something truthy and return that; TimeoutError
+    naming `what` once `timeout` seconds have passed. The predicate may raise to stop
+    the wait early (an assertion that can no longer become true)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() >= deadline:
+            raise TimeoutError(f"{what}: not within {timeout}s")
+        time.sleep(interval)
+
+
+@dataclass(frozen=True)
+class IoapicPin:
+    """One IOAPIC redirection entry, decoded from its raw value (82093AA 3.2.4)."""
+    raw: int
+
+    @property
+    def vector(self) -> int:
+        return self.raw & 0xff
+
+    @property
+    def active_low(self) -> bool:
+        return bool(self.raw >> 13 & 1)
+
+    @property
+    def level(self) -> bool:
+        return bool(self.raw >> 15 & 1)
+
+    @property
+    def masked(self) -> bool:
+        return bool(self.raw >> 16 & 1)
+
+
+# "  pin 21 0x000000000000a045 dest=0 vec=69  active-lo level ..." (HMP info pic, ioapic)
+_IOAPIC_PIN_RE = re.compile(r"^\s*pin\s+(\d+)\s+0x([0-9a-fA-F]+)\b", re.M)
 
 
 # Every QEMU we start, so an interpreter exit (e.g. a second Ctrl-C that skips fixture
@@ -302,6 +346,19 @@ class BallastVM:
             self.ready_seconds = time.monotonic() - self.t_start
         return self.ready_seconds
 
+    def wait_until(self, predicate: Callable[[], T], timeout: float, what: str,
+                   interval: float = POLL_INTERVAL) -> T:
+        """wait_until() that stops as soon as QEMU exits and, on failure, reports the
+        serial log and QEMU's stderr like the other waits."""
+        def check() -> T:
+            if self.proc is not None and self.proc.poll() is not None:
+                raise self._fail(f"QEMU exited while waiting for {what}")
+            return predicate()
+        try:
+            return wait_until(check, timeout, what, interval)
+        except TimeoutError as e:
+            raise self._fail(str(e)) from None
+
     def wait_exit(self, timeout: float) -> int:
         try:
             return self.proc.wait(timeout=timeout)
@@ -337,6 +394,37 @@ class BallastVM:
             qmp.settimeout(timeout)
             self._qmp = qmp
         return self._qmp
+
+    def hmp(self, command: str) -> str:
+        """One human-monitor command through QMP; its text output."""
+        return self.qmp().cmd("human-monitor-command", **{"command-line": command})
+
+    def ioapic_pins(self) -> Dict[int, IoapicPin]:
+        """The IOAPIC's redirection table as QEMU holds it (HMP `info pic`)."""
+        text = self.hmp("info pic")
+        pins = {int(m.group(1)): IoapicPin(int(m.group(2), 16)) for m in _IOAPIC_PIN_RE.finditer(text)}
+        if not pins:
+            raise AssertionError(f"no IOAPIC pins in 'info pic' output:\n{text}")
+        return pins
+
+    def pci_device(self, qdev_id: str) -> Tuple[Dict[str, Any], List[Dict[str, Any]]]:
+        """The query-pci entry of the device with that id, and the bridges above it
+        (outermost first), as QEMU placed them."""
+        def walk(devices, above):
+            for d in devices:
+                if d.get("qdev_id") == qdev_id:
+                    return d, above
+                bridge = d.get("pci_bridge")
+                if bridge:
+                    found = walk(bridge.get("devices", []), above + [d])
+                    if found:
+                        return found
+            return None
+        for bus in self.qmp().cmd("query-pci"):
+            found = walk(bus["devices"], [])
+            if found:
+                return found
+        raise AssertionError(f"query-pci lists no device with id {qdev_id!r}")
 
 
 def parse_kv(line: str) -> Dict[str, str]:

@@ -3,6 +3,10 @@
 `ballast_vm` is a factory: `vm = ballast_vm(cmdline="selftest", memory="1G")` boots a
 guest (started, not yet waited for). Every guest a test starts is killed at teardown,
 whatever the outcome, and a failing test's report gets each guest's serial log tail.
+
+`shared_ballast_vm` is the same factory for a guest that the tests of one class share
+(one boot instead of one per test); it is killed when the class is done, and a failing
+test's report gets its log too.
 """
 
 from __future__ import annotations
@@ -12,15 +16,12 @@ import pytest
 from ballast_qemu import BallastVM, image_path
 
 _VMS = pytest.StashKey[list]()
+_SHARED_VMS = pytest.StashKey[list]()
 
 
-@pytest.fixture
-def ballast_vm(request, tmp_path):
-    vms = request.node.stash.setdefault(_VMS, [])
-
+def _starter(vms: list, workdir_for):
     def start(**kwargs) -> BallastVM:
-        workdir = tmp_path / f"vm{len(vms)}"
-        vm = BallastVM(workdir, **kwargs)
+        vm = BallastVM(workdir_for(len(vms)), **kwargs)
         vms.append(vm)
         try:
             vm.start()
@@ -29,7 +30,13 @@ def ballast_vm(request, tmp_path):
             # would let CI go green without booting anything.
             pytest.fail(str(e), pytrace=False)
         return vm
+    return start
 
+
+@pytest.fixture
+def ballast_vm(request, tmp_path):
+    vms = request.node.stash.setdefault(_VMS, [])
+    start = _starter(vms, lambda i: tmp_path / f"vm{i}")
     try:
         yield start
     finally:
@@ -38,6 +45,18 @@ def ballast_vm(request, tmp_path):
             if vm.ready_seconds is not None:
                 # Lands in --junitxml output, where the benchmarks pick it up.
                 request.node.user_properties.append(("ballast_ready_s", round(vm.ready_seconds, 3)))
+
+
+@pytest.fixture(scope="class")
+def shared_ballast_vm(request, tmp_path_factory):
+    vms = request.node.stash.setdefault(_SHARED_VMS, [])
+    base = tmp_path_factory.mktemp(request.node.name)
+    start = _starter(vms, lambda i: base / f"vm{i}")
+    try:
+        yield start
+    finally:
+        for vm in vms:
+            vm.kill()
 
 
 @pytest.fixture
@@ -54,10 +73,13 @@ def pytest_runtest_makereport(item, call):
     rep = outcome.get_result()
     if not rep.failed:
         return
-    for i, vm in enumerate(item.stash.get(_VMS, [])):
-        rep.sections.append((f"ballast vm{i} qemu command line", " ".join(vm.qemu_argv())))
-        rep.sections.append((f"ballast vm{i} serial log tail ({vm.serial_log})", vm.tail()))
-        rep.sections.append((f"ballast vm{i} qemu stderr", vm.tail(vm.stderr_log, 20)))
+    named = [(f"vm{i}", vm) for i, vm in enumerate(item.stash.get(_VMS, []))]
+    for node in item.listchain():  # the class (or module) whose guest this test shared
+        named += [(f"shared {node.name} vm{i}", vm) for i, vm in enumerate(node.stash.get(_SHARED_VMS, []))]
+    for name, vm in named:
+        rep.sections.append((f"ballast {name} qemu command line", " ".join(vm.qemu_argv())))
+        rep.sections.append((f"ballast {name} serial log tail ({vm.serial_log})", vm.tail()))
+        rep.sections.append((f"ballast {name} qemu stderr", vm.tail(vm.stderr_log, 20)))
 
 
 def pytest_report_header(config):

@@ -1,8 +1,10 @@
-/* The fake machine both pmm test programs run on (test_pmm.c: the
+/* The fake machine the pmm test programs run on (test_pmm.c: the
  * deterministic cases; test_pmm_random.c: the long random run and the
- * "free memory is never written" checks). Split in two only to keep each
- * file readable; every helper is static, each program is one translation
- * unit plus kernel/mm/pmm.c.
+ * "free memory is never written" checks; test_pmm_offline.c and
+ * test_pmm_report.c: the balloon's offline pages and free page reporting;
+ * test_pmm_balloon.c: those mixed into a random run). Split only to keep
+ * each file readable; every helper is static, each program is one
+ * translation unit plus kernel/mm/pmm.c.
  *
  * "Physical memory" is a 64 MiB host buffer, 2 MiB aligned like real RAM
  * blocks are, standing for physical addresses [16 MiB, 80 MiB). It is
@@ -151,6 +153,40 @@ static bool unchanged(void)
 {
 	return memcmp(&saved_pmm, &pmm, sizeof pmm) == 0 && memcmp(saved_meta, meta, meta_bytes) == 0 &&
 	       pmm_check(&pmm);
+}
+
+/* A call that must be refused: it returns -1 and changes nothing. */
+#define EXPECT_REJECT(call)                                                                        \
+	do {                                                                                       \
+		save();                                                                            \
+		int r_ = (call);                                                                   \
+		if (!(CHECK_EQ_U64(r_, (uint64_t)-1) & CHECK(unchanged())))                        \
+			fprintf(stderr, "    %s (line %d)\n", #call, __LINE__);                        \
+	} while (0)
+
+/* The free-block shape an allocator that always merges must have for a
+ * set of free frames, computed independently of pmm.c: an aligned run of
+ * 2^k free frames is one block of order k when k is the top order or its
+ * buddy run is not all free (else the two would have merged). */
+static inline bool run_free(const bool *is_free, uint64_t pfn, unsigned order)
+{
+	for (uint64_t j = 0; j < 1ull << order; j++)
+		if (pfn + j >= MAX_PFN || !is_free[pfn + j])
+			return false;
+	return true;
+}
+static inline bool is_free_block(const bool *is_free, uint64_t pfn, unsigned order)
+{
+	return pfn % (1ull << order) == 0 && run_free(is_free, pfn, order) &&
+	       (order == PMM_MAX_ORDER || !run_free(is_free, pfn ^ (1ull << order), order));
+}
+static inline void free_shape(const bool *is_free, uint64_t shape[PMM_ORDERS])
+{
+	for (unsigned o = 0; o < PMM_ORDERS; o++) {
+		shape[o] = 0;
+		for (uint64_t pfn = 0; pfn < MAX_PFN; pfn += 1ull << o)
+			shape[o] += is_free_block(is_free, pfn, o);
+	}
 }
 
 #endif
