@@ -173,7 +173,7 @@ static void cmd_persona(int argc, char **argv)
 static const struct console_cmd balloon_cmds[] = {
 	{ "stats", "pause|resume|show|latency|extra|empty|ff|unknown|truncate|overlong|normal|delay|duplicate|order|set",
 	  cmd_stats },
-	{ "persona", "ballast|linux-6.6|linux-6.12|...", cmd_persona },
+	{ "persona", "ballast|linux-6.6|linux-6.12|windows|nanos", cmd_persona },
 };
 
 /* The balloon's part of "mem show". */

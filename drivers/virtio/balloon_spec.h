@@ -17,7 +17,7 @@
 
 #define VIRTIO_BALLOON_PFN_SHIFT 12 /* PFNs are always of 4 KiB pages */
 
-/* Statistics tags (5.5.6.3); 10-15 came with Linux 6.12. */
+/* Statistics tags (5.5.6.3); Linux 6.6 sends none of 10-15, 6.12 all of them. */
 #define VIRTIO_BALLOON_S_SWAP_IN        0
 #define VIRTIO_BALLOON_S_SWAP_OUT       1
 #define VIRTIO_BALLOON_S_MAJFLT         2

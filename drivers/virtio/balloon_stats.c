@@ -29,10 +29,11 @@ void balloon_stats_from_mm(const struct mm_stats *s, struct balloon_stat_values 
 	out->v[VIRTIO_BALLOON_S_HTLB_PGFAIL] = s->pmm.huge_failures;
 	out->v[VIRTIO_BALLOON_S_OOM_KILL] = s->cache.oom_kills;
 	out->v[VIRTIO_BALLOON_S_ALLOC_STALL] = s->cache.alloc_stalls;
-	out->v[VIRTIO_BALLOON_S_ASYNC_SCAN] = s->cache.async_scan;
-	out->v[VIRTIO_BALLOON_S_DIRECT_SCAN] = s->cache.direct_scan;
-	out->v[VIRTIO_BALLOON_S_ASYNC_RECLAIM] = s->cache.async_reclaim;
-	out->v[VIRTIO_BALLOON_S_DIRECT_RECLAIM] = s->cache.direct_reclaim;
+	/* scanned and reclaimed memory is in bytes (virtio 1.3, 5.5.6.3) */
+	out->v[VIRTIO_BALLOON_S_ASYNC_SCAN] = s->cache.async_scan * PAGE_SIZE;
+	out->v[VIRTIO_BALLOON_S_DIRECT_SCAN] = s->cache.direct_scan * PAGE_SIZE;
+	out->v[VIRTIO_BALLOON_S_ASYNC_RECLAIM] = s->cache.async_reclaim * PAGE_SIZE;
+	out->v[VIRTIO_BALLOON_S_DIRECT_RECLAIM] = s->cache.direct_reclaim * PAGE_SIZE;
 }
 
 size_t balloon_stats_encode(const uint16_t *tags, unsigned n, const struct balloon_stat_values *vals,

@@ -9,23 +9,37 @@ struct persona {
 	const char *name;
 	const uint16_t *tags;
 	unsigned ntags;
-	unsigned first_len;
+	unsigned first_len;   /* priming buffer length, 0: a normal answer */
+	uint8_t first_byte;   /* and what it is filled with */
+	unsigned trailing_ff; /* all-0xff entries after the tags (unused slots) */
 };
+
+#define WINDOWS_STATS_SLOTS 7 /* virtio-win's buffer: 7 entries, 70 bytes */
 
 /* Tag orders as each driver writes them (sources in docs/personas.md). */
 static const uint16_t tags_ballast[] = { 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15 };
 static const uint16_t tags_linux_6_6[] = { 0, 1, 2, 3, 8, 9, 4, 5, 6, 7 };
 static const uint16_t tags_linux_6_12[] = { 0, 1, 2, 3, 10, 11, 12, 13, 14, 15, 8, 9, 4, 5, 6, 7 };
 
+static const uint16_t tags_windows[] = { 0, 1, 2, 3, 4, 5 };
+static const uint16_t tags_nanos[] = { 0, 1, 2, 3, 4, 5, 6, 7, 8, 9 };
+#define N(a) (sizeof(a) / sizeof((a)[0]))
+
 static const struct persona personas[] = {
-	{ "ballast", tags_ballast, sizeof(tags_ballast) / sizeof(tags_ballast[0]), 0 },
-	{ "linux-6.6", tags_linux_6_6, sizeof(tags_linux_6_6) / sizeof(tags_linux_6_6[0]), 0 },
-	{ "linux-6.12", tags_linux_6_12, sizeof(tags_linux_6_12) / sizeof(tags_linux_6_12[0]), 0 },
+	{ "ballast", tags_ballast, N(tags_ballast), 0, 0, 0 },
+	{ "linux-6.6", tags_linux_6_6, N(tags_linux_6_6), 0, 0, 0 },
+	{ "linux-6.12", tags_linux_6_12, N(tags_linux_6_12), 0, 0, 0 },
+	/* virtio-win's kernel-side stats: six tags and an unused all-0xff slot;
+	 * it primes with the whole 70-byte buffer set to 0xff */
+	{ "windows", tags_windows, N(tags_windows), WINDOWS_STATS_SLOTS * sizeof(struct virtio_balloon_stat), 0xff,
+	  WINDOWS_STATS_SLOTS - N(tags_windows) },
+	/* Nanos primes with 8 bytes, less than one entry */
+	{ "nanos", tags_nanos, N(tags_nanos), 8, 0, 0 },
 };
 
 void stats_plan_default(struct stats_plan *p) { stats_plan_persona(p, "ballast"); }
 
-const char *stats_plan_persona_names(void) { return "ballast linux-6.6 linux-6.12"; }
+const char *stats_plan_persona_names(void) { return "ballast linux-6.6 linux-6.12 windows nanos"; }
 
 int stats_plan_persona(struct stats_plan *p, const char *name)
 {
@@ -38,6 +52,8 @@ int stats_plan_persona(struct stats_plan *p, const char *name)
 		memcpy(p->tags, ps->tags, ps->ntags * sizeof(ps->tags[0]));
 		p->ntags = ps->ntags;
 		p->first_len = ps->first_len;
+		p->first_byte = ps->first_byte;
+		p->trailing_ff = ps->trailing_ff;
 		p->duplicate = STATS_NO_TAG;
 		return 0;
 	}
@@ -78,7 +94,7 @@ size_t stats_plan_build(const struct stats_plan *p, const struct balloon_stat_va
 {
 	if (first && p->first_len) {
 		size_t n = p->first_len < cap ? p->first_len : cap;
-		memset(out, 0, n);
+		memset(out, p->first_byte, n);
 		return n;
 	}
 	if (p->fill == STATS_FILL_ZERO_LENGTH)
@@ -101,6 +117,8 @@ size_t stats_plan_build(const struct stats_plan *p, const struct balloon_stat_va
 	}
 	if (p->duplicate != STATS_NO_TAG)
 		at = put(out, cap, at, p->duplicate, value_of(p, vals, p->duplicate) + 1);
+	for (unsigned i = 0; i < p->trailing_ff; i++)
+		at = put(out, cap, at, 0xffff, UINT64_MAX);
 	if (p->fill == STATS_FILL_FF)
 		memset(out, 0xff, at);
 	at = p->truncate < at ? at - p->truncate : 0;

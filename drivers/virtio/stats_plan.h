@@ -34,7 +34,9 @@ struct stats_plan {
 	uint16_t duplicate;        /* this tag sent again, value + 1; STATS_NO_TAG: none */
 	unsigned truncate;         /* bytes cut off the end (a partial last entry) */
 	unsigned pad;              /* zero bytes after the entries (an over-long buffer) */
-	unsigned first_len;        /* priming buffer: this many zero bytes (0: a normal answer) */
+	unsigned first_len;        /* priming buffer: this many bytes of first_byte (0: a normal answer) */
+	uint8_t first_byte;
+	unsigned trailing_ff;      /* all-0xff entries after the tags */
 	uint32_t override_mask;    /* tags whose value is forced */
 	uint64_t override_val[VIRTIO_BALLOON_S_NR];
 };
