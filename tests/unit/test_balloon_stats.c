@@ -25,6 +25,13 @@ static struct mm_stats sample(void)
 	s.heap.brk_bytes = 0x123456;
 	s.usable_pages = 262144;
 	s.page_table_pages = 9;
+	s.cache.pages = 3003;
+	s.cache.oom_kills = 2;
+	s.cache.alloc_stalls = 41;
+	s.cache.async_scan = 505;
+	s.cache.direct_scan = 606;
+	s.cache.async_reclaim = 404;
+	s.cache.direct_reclaim = 303;
 	return s;
 }
 
@@ -40,13 +47,18 @@ static void test_from_mm(void)
 	CHECK_EQ_U64(v.v[VIRTIO_BALLOON_S_MINFLT], 4321);
 	CHECK_EQ_U64(v.v[VIRTIO_BALLOON_S_MEMFREE], 200001ull * 4096);
 	CHECK_EQ_U64(v.v[VIRTIO_BALLOON_S_MEMTOT], (262144ull - 1234) * 4096);
-	CHECK_EQ_U64(v.v[VIRTIO_BALLOON_S_AVAIL], 200001ull * 4096);
-	CHECK_EQ_U64(v.v[VIRTIO_BALLOON_S_CACHES], 0);
+	/* available = free + the reclaimable cache; caches in bytes */
+	CHECK_EQ_U64(v.v[VIRTIO_BALLOON_S_AVAIL], (200001ull + 3003) * 4096);
+	CHECK_EQ_U64(v.v[VIRTIO_BALLOON_S_CACHES], 3003ull * 4096);
 	CHECK_EQ_U64(v.v[VIRTIO_BALLOON_S_HTLB_PGALLOC], 17);
 	CHECK_EQ_U64(v.v[VIRTIO_BALLOON_S_HTLB_PGFAIL], 3);
-	/* tags past QEMU 7.2's are cleared, not left as junk */
-	for (unsigned t = VIRTIO_BALLOON_S_NR_QEMU72; t < VIRTIO_BALLOON_S_NR; t++)
-		CHECK_EQ_U64(v.v[t], 0);
+	/* tags 10-15: counts for OOM kills and stalls, bytes for scan and reclaim */
+	CHECK_EQ_U64(v.v[VIRTIO_BALLOON_S_OOM_KILL], 2);
+	CHECK_EQ_U64(v.v[VIRTIO_BALLOON_S_ALLOC_STALL], 41);
+	CHECK_EQ_U64(v.v[VIRTIO_BALLOON_S_ASYNC_SCAN], 505ull * 4096);
+	CHECK_EQ_U64(v.v[VIRTIO_BALLOON_S_DIRECT_SCAN], 606ull * 4096);
+	CHECK_EQ_U64(v.v[VIRTIO_BALLOON_S_ASYNC_RECLAIM], 404ull * 4096);
+	CHECK_EQ_U64(v.v[VIRTIO_BALLOON_S_DIRECT_RECLAIM], 303ull * 4096);
 	/* sizes are bytes in 64 bits: 16 TiB of pages does not wrap */
 	s.pmm.managed_pages = s.pmm.free_pages = 1ull << 32;
 	balloon_stats_from_mm(&s, &v);
