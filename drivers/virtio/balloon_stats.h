@@ -14,10 +14,6 @@ struct balloon_stat_values {
 	uint64_t v[VIRTIO_BALLOON_S_NR];
 };
 
-/* The tags ballast sends by default, in tag order: all sixteen (QEMU 7.2
- * reads the first ten and skips the rest). */
-#define BALLOON_DEFAULT_TAGS VIRTIO_BALLOON_S_NR
-
 /* Maps one mm snapshot to statistics values (sizes in bytes). */
 void balloon_stats_from_mm(const struct mm_stats *s, struct balloon_stat_values *out);
 /* Writes the given tags with their values; returns the bytes written, or 0

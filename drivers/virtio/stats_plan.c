@@ -3,7 +3,6 @@
 #include "kernel/console/parse.h"
 
 #define UNKNOWN_EVERY 3            /* an unknown tag after every third real one */
-#define UNKNOWN_VALUE_BASE 0xdead0000ull
 
 struct persona {
 	const char *name;
@@ -73,20 +72,11 @@ int stats_tag_parse(const char *s)
 	return -1;
 }
 
-static size_t put(uint8_t *out, size_t cap, size_t at, uint16_t tag, uint64_t val)
+/* One entry through the one encoder (balloon_stats_encode); a tag outside
+ * the spec's carries 0. */
+static size_t put(uint8_t *out, size_t cap, size_t at, uint16_t tag, const struct balloon_stat_values *vals)
 {
-	struct virtio_balloon_stat e = { tag, val };
-	if (at + sizeof(e) > cap)
-		return at;
-	memcpy(out + at, &e, sizeof(e));
-	return at + sizeof(e);
-}
-
-static uint64_t value_of(const struct stats_plan *p, const struct balloon_stat_values *vals, uint16_t tag)
-{
-	if (tag >= VIRTIO_BALLOON_S_NR)
-		return 0;
-	return p->override_mask >> tag & 1 ? p->override_val[tag] : vals->v[tag];
+	return at + balloon_stats_encode(&tag, 1, vals, out + at, cap - at);
 }
 
 size_t stats_plan_build(const struct stats_plan *p, const struct balloon_stat_values *vals, bool first,
@@ -106,19 +96,26 @@ size_t stats_plan_build(const struct stats_plan *p, const struct balloon_stat_va
 		memset(out, 0, n);
 		return n;
 	}
+	struct balloon_stat_values eff = *vals;
+	for (unsigned t = 0; t < VIRTIO_BALLOON_S_NR; t++)
+		if (p->override_mask >> t & 1)
+			eff.v[t] = p->override_val[t];
 	size_t at = 0;
 	unsigned unknown = 0;
 	for (unsigned i = 0; i < p->ntags; i++) {
-		at = put(out, cap, at, p->tags[i], value_of(p, vals, p->tags[i]));
-		if (p->unknown && (i + 1) % UNKNOWN_EVERY == 0 && unknown < STATS_UNKNOWN_TAGS) {
-			uint16_t t = (uint16_t)(STATS_UNKNOWN_TAG_FIRST + unknown++);
-			at = put(out, cap, at, t, UNKNOWN_VALUE_BASE + t);
-		}
+		at = put(out, cap, at, p->tags[i], &eff);
+		if (p->unknown && (i + 1) % UNKNOWN_EVERY == 0 && unknown < STATS_UNKNOWN_TAGS)
+			at = put(out, cap, at, (uint16_t)(STATS_UNKNOWN_TAG_FIRST + unknown++), &eff);
 	}
-	if (p->duplicate != STATS_NO_TAG)
-		at = put(out, cap, at, p->duplicate, value_of(p, vals, p->duplicate) + 1);
-	for (unsigned i = 0; i < p->trailing_ff; i++)
-		at = put(out, cap, at, 0xffff, UINT64_MAX);
+	if (p->duplicate != STATS_NO_TAG) {
+		struct balloon_stat_values dup = eff;
+		dup.v[p->duplicate]++;
+		at = put(out, cap, at, p->duplicate, &dup);
+	}
+	for (unsigned i = 0; i < p->trailing_ff && at + sizeof(struct virtio_balloon_stat) <= cap; i++) {
+		memset(out + at, 0xff, sizeof(struct virtio_balloon_stat));
+		at += sizeof(struct virtio_balloon_stat);
+	}
 	if (p->fill == STATS_FILL_FF)
 		memset(out, 0xff, at);
 	at = p->truncate < at ? at - p->truncate : 0;

@@ -25,6 +25,8 @@ static void list_push(struct pmm *p, uint64_t pfn, unsigned order)
 	p->link[pfn] = (struct pmm_link){ first, PMM_LIST_END };
 	if (first != PMM_LIST_END)
 		p->link[first].prev = (uint32_t)pfn;
+	else
+		p->free_tail[order] = (uint32_t)pfn;
 	p->free_head[order] = (uint32_t)pfn;
 	p->state[pfn] = STATE_FREE | order;
 	p->c.free_blocks[order]++;
@@ -40,6 +42,8 @@ static void list_remove(struct pmm *p, uint64_t pfn, unsigned order)
 		p->free_head[order] = l.next;
 	if (l.next != PMM_LIST_END)
 		p->link[l.next].prev = l.prev;
+	else
+		p->free_tail[order] = l.prev;
 	p->state[pfn] = STATE_INSIDE;
 	p->c.free_blocks[order]--;
 	p->c.free_pages -= 1ull << order;
@@ -60,7 +64,7 @@ int pmm_init(struct pmm *p, void *meta, uint64_t max_pfn)
 	for (uint64_t i = 0; i < max_pfn; i++)
 		p->state[i] = STATE_UNMANAGED;
 	for (unsigned o = 0; o < PMM_ORDERS; o++)
-		p->free_head[o] = PMM_LIST_END;
+		p->free_head[o] = p->free_tail[o] = PMM_LIST_END;
 	return 0;
 }
 
@@ -216,8 +220,22 @@ int pmm_putback_reported(struct pmm *p, uint64_t pa, unsigned order)
 		return -1;
 	p->state[pfn] = STATE_INSIDE;
 	p->c.allocated_pages -= 1ull << order;
-	if (free_block(p, pfn, order) == order)
-		p->state[pfn] |= STATE_REPORTED;
+	if (free_block(p, pfn, order) == order) {
+		/* to the tail: allocation takes from the head, so memory the host
+		 * still backs goes first, and the next isolate finds unreported
+		 * blocks without walking past reported ones */
+		list_remove(p, pfn, order);
+		uint32_t last = p->free_tail[order];
+		p->link[pfn] = (struct pmm_link){ PMM_LIST_END, last };
+		if (last != PMM_LIST_END)
+			p->link[last].next = (uint32_t)pfn;
+		else
+			p->free_head[order] = (uint32_t)pfn;
+		p->free_tail[order] = (uint32_t)pfn;
+		p->state[pfn] = STATE_FREE | STATE_REPORTED | order;
+		p->c.free_blocks[order]++;
+		p->c.free_pages += 1ull << order;
+	}
 	return 0;
 }
 
@@ -237,7 +255,7 @@ bool pmm_check(const struct pmm *p)
 			if (++blocks > c->free_blocks[o])
 				return false; /* also stops a corrupted, cyclic list */
 		}
-		if (blocks != c->free_blocks[o])
+		if (blocks != c->free_blocks[o] || p->free_tail[o] != prev)
 			return false;
 		free_pages += blocks << o;
 	}

@@ -47,6 +47,7 @@ struct pmm {
 	struct pmm_link *link;   /* one per frame; used for free block heads */
 	uint64_t max_pfn;        /* frames [0, max_pfn) are described */
 	uint32_t free_head[PMM_ORDERS];
+	uint32_t free_tail[PMM_ORDERS]; /* reported blocks wait at the tail */
 	struct pmm_counters c;
 };
 
