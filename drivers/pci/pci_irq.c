@@ -57,5 +57,7 @@ int pci_route_intx(const struct pci_dev *d, irq_handler_fn fn, void *ctx)
 	unsigned gsi = base + (at->dev + pin) % PCI_INTX_PINS;
 	klog("pci %02x:%02x.%x: INT%c -> slot %u on bus 0 -> GSI %u (q35 _PRT)", d->bus, d->dev, d->fn,
 	     'A' + d->irq_pin - 1, at->dev, gsi);
-	return irq_route_gsi(gsi, true, true, fn, ctx);
+	/* level-triggered, active high: what QEMU's ACPI says of the GSIE-GSIH
+	 * links (its IOAPIC ignores the polarity bit either way) */
+	return irq_route_gsi(gsi, true, false, fn, ctx);
 }

@@ -54,13 +54,17 @@ static void serial_putc(char c)
 	outb(COM1_PORT + UART_THR, (uint8_t)c);
 }
 
+/* With interrupts off: a line logged from an interrupt handler (a stats
+ * answer) must never land inside a console answer being written. */
 void serial_write(const char *buf, size_t len)
 {
+	uint64_t flags = irq_save();
 	for (size_t i = 0; i < len; i++) {
 		if (buf[i] == '\n')
 			serial_putc('\r');
 		serial_putc(buf[i]);
 	}
+	irq_restore(flags);
 }
 
 static void serial_irq(void *ctx)
