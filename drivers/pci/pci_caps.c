@@ -5,15 +5,15 @@ int pci_cap_find(pci_cfg_read8_fn read8, const void *ctx, uint8_t id, uint8_t af
 {
 	if (!((read8(ctx, PCI_STATUS) | (read8(ctx, PCI_STATUS + 1) << 8)) & PCI_STATUS_CAP_LIST))
 		return 0;
-	uint8_t off = after ? read8(ctx, after + 1) : read8(ctx, PCI_CAP_PTR);
+	/* the low two bits are reserved and must be ignored, before anything
+	 * else: a pointer of 0x01-0x03 ends the list as 0x00 does */
+	uint8_t off = (after ? read8(ctx, after + 1) : read8(ctx, PCI_CAP_PTR)) & 0xfc;
 	for (unsigned steps = 0; off; steps++) {
-		/* the low two bits are reserved and must be ignored */
-		off &= 0xfc;
 		if (off < PCI_CAP_FIRST_OFFSET || steps >= PCI_CAP_MAX_WALK)
 			return -1;
 		if (read8(ctx, off) == id)
 			return off;
-		off = read8(ctx, off + 1);
+		off = read8(ctx, off + 1) & 0xfc;
 	}
 	return 0;
 }

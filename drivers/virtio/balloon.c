@@ -69,8 +69,14 @@ static size_t fill_and_log(struct balloon *b, void *buf, bool first)
 	mm_stats(&s);
 	balloon_stats_from_mm(&s, &vals);
 	size_t bytes = stats_plan_build(&b->plan, &vals, first, buf, PAGE_SIZE);
-	stats_host_view(buf, bytes, &host);
 	b->stats_seq++;
+	if (bytes == 0) {
+		/* nothing QEMU 7.2 parses: it refuses the buffer and stops the device */
+		klog("stats seq=%" PRIu64 " zero-length buffer: QEMU 7.2 refuses it, keeps the previous values "
+		     "and marks the device broken", b->stats_seq);
+		return bytes;
+	}
+	stats_host_view(buf, bytes, &host);
 	balloon_stats_format(line, sizeof(line), b->stats_seq, &host);
 	klog("%s", line);
 	return bytes;
@@ -154,6 +160,12 @@ static void balloon_interrupt(struct virtio_dev *vd, uint8_t isr)
 void balloon_config_changed(struct balloon *b)
 {
 	uint32_t target;
+	/* a virtio 1.x device that hit an error sets NEEDS_RESET and signals a
+	 * config change (QEMU's virtio_error does): stop trusting it */
+	if (virtio_needs_reset(b->vd)) {
+		virtio_fail(b->vd, "device set DEVICE_NEEDS_RESET");
+		return;
+	}
 	if (virtio_config_read32(b->vd, VIRTIO_BALLOON_CFG_NUM_PAGES, &target) < 0)
 		return;
 	if (target != b->target_pages) {

@@ -54,6 +54,19 @@ static void reverse_tags(struct stats_plan *p)
 	}
 }
 
+/* Back to plain answers: no delay, not paused, and a buffer held meanwhile
+ * answered at once (interrupts off). Returns whether one was answered. */
+static bool stats_unfault(struct balloon *b)
+{
+	b->delay_ms = 0;
+	b->stats_paused = false;
+	b->answer_due = false;
+	if (!b->stats_held || b->vd->failed)
+		return false;
+	balloon_stats_answer(b);
+	return true;
+}
+
 /* Bytes cut from the last entry by "stats truncate": the total is then
  * not a multiple of 10. */
 #define STATS_TRUNCATE_BYTES 3
@@ -92,10 +105,8 @@ static bool stats_fault(struct balloon *b, int argc, char **argv)
 		p->override_mask |= 1u << tag;
 		p->override_val[tag] = v;
 	} else if (argc == 2 && strcmp(what, "normal") == 0) {
-		const char *persona = p->persona;
-		stats_plan_persona(p, persona);
-		b->delay_ms = 0;
-		b->stats_paused = false;
+		stats_plan_persona(p, p->persona);
+		stats_unfault(b);
 	} else
 		return false;
 	return true;
@@ -140,11 +151,12 @@ static void cmd_stats(int argc, char **argv)
 		stats_latency(b);
 	} else if (argc == 2 && strcmp(argv[1], "extra") == 0) {
 		int r = balloon_stats_extra(b);
+		uint64_t seq = b->stats_seq; /* the extra buffer's, before any interrupt answers */
 		irq_restore(flags);
 		if (r < 0)
 			console_err("the extra buffer is already with the host");
 		else
-			console_ok("extra=1 seq=%" PRIu64, b->stats_seq);
+			console_ok("extra=1 seq=%" PRIu64, seq);
 	} else if (stats_fault(b, argc, argv)) {
 		irq_restore(flags);
 		answer_mode(b);
@@ -163,6 +175,8 @@ static void cmd_persona(int argc, char **argv)
 	}
 	uint64_t flags = irq_save();
 	int r = stats_plan_persona(&b->plan, argv[1]);
+	if (r == 0 && b->vd && b->has_stats)
+		stats_unfault(b); /* a persona is a plain guest: fault settings cleared */
 	irq_restore(flags);
 	if (r < 0)
 		console_err("unknown persona (%s)", stats_plan_persona_names());

@@ -55,7 +55,9 @@ int balloon_stats_format(char *buf, size_t len, uint64_t seq, const struct ballo
 	int n = snprintf(buf, len, "stats seq=%" PRIu64, seq);
 	for (uint16_t t = 0; t < VIRTIO_BALLOON_S_NR_QEMU72 && n >= 0; t++) {
 		size_t used = (size_t)n < len ? (size_t)n : len;
-		int m = snprintf(buf + used, len - used, " %s=%" PRIu64, qmp_names[t], vals->v[t]);
+		/* buf is NULL for the length query (len 0), and NULL + 0 is
+		 * undefined in C: no offset then, snprintf writes nothing anyway */
+		int m = snprintf(buf ? buf + used : NULL, len - used, " %s=%" PRIu64, qmp_names[t], vals->v[t]);
 		n = m < 0 ? m : n + m;
 	}
 	return n;

@@ -3,6 +3,11 @@
 
 #define CONFIG_READ_RETRIES 100
 
+bool virtio_needs_reset(struct virtio_dev *vd)
+{
+	return vd->ops->modern && (vd->ops->get_status(vd) & VIRTIO_STATUS_DEVICE_NEEDS_RESET);
+}
+
 void virtio_fail(struct virtio_dev *vd, const char *why)
 {
 	if (vd->failed)

@@ -79,6 +79,8 @@ struct virtio_dev {
  * the device marked FAILED and the reason logged. */
 int virtio_negotiate(struct virtio_dev *vd, uint64_t wanted, uint64_t required);
 void virtio_driver_ok(struct virtio_dev *vd);
+/* Whether the device asks to be reset (virtio 1.x: status bit 0x40). */
+bool virtio_needs_reset(struct virtio_dev *vd);
 /* Marks the device FAILED and logs why, once. */
 void virtio_fail(struct virtio_dev *vd, const char *why);
 static inline bool virtio_has(const struct virtio_dev *vd, unsigned bit) { return vd->features >> bit & 1; }

@@ -33,7 +33,6 @@
 
 static uint8_t rx_ring[RX_RING_SIZE];
 static volatile uint32_t rx_head, rx_tail; /* written by the IRQ / the reader */
-static uint64_t rx_dropped;
 static struct work *rx_work;
 
 void serial_init(void)
@@ -67,16 +66,22 @@ void serial_write(const char *buf, size_t len)
 	irq_restore(flags);
 }
 
+static bool rx_throttled;
+
 static void serial_irq(void *ctx)
 {
 	(void)ctx;
 	bool got = false;
 	while (inb(COM1_PORT + UART_LSR) & UART_LSR_DATA_READY) {
-		uint8_t c = inb(COM1_PORT + UART_RBR);
 		if (rx_head - rx_tail >= RX_RING_SIZE) {
-			rx_dropped++;
-			continue;
+			/* Ring full: leave the bytes in the UART and stop its interrupt
+			 * until the reader catches up. The UART then holds the sender
+			 * back (QEMU stops feeding a full FIFO), so nothing is lost. */
+			outb(COM1_PORT + UART_IER, 0);
+			rx_throttled = true;
+			break;
 		}
+		uint8_t c = inb(COM1_PORT + UART_RBR);
 		rx_ring[rx_head % RX_RING_SIZE] = c;
 		barrier(); /* the byte is in the ring before the reader sees head move */
 		rx_head++;
@@ -99,12 +104,20 @@ void serial_enable_rx_irq(void)
 
 int serial_getc(void)
 {
-	if (rx_tail == rx_head)
+	if (rx_tail == rx_head) {
+		if (rx_throttled) {
+			/* drained: take interrupts again; QEMU raises one at once if
+			 * bytes are waiting */
+			uint64_t flags = irq_save();
+			rx_throttled = false;
+			outb(COM1_PORT + UART_IER, UART_IER_RX_AVAILABLE);
+			irq_restore(flags);
+		}
 		return -1;
+	}
 	barrier(); /* read head before the byte it publishes */
 	int c = rx_ring[rx_tail % RX_RING_SIZE];
 	rx_tail++;
 	return c;
 }
 
-uint64_t serial_rx_dropped(void) { return rx_dropped; }

@@ -16,7 +16,5 @@ struct work;
 void serial_set_rx_work(struct work *w);
 /* Next received byte, or -1 when none is buffered. */
 int serial_getc(void);
-/* Bytes dropped because the ring was full. */
-uint64_t serial_rx_dropped(void);
 
 #endif

@@ -31,7 +31,12 @@ uint64_t cache_grow(uint64_t pages)
 {
 	uint64_t got = 0;
 	for (; got < pages; got++) {
-		/* a cache never grows by reclaiming itself or the balloon */
+		/* a cache grows only into free memory: never by reclaiming itself or
+		 * the balloon, and stopping at empty is not a failed allocation */
+		struct mm_stats s;
+		mm_stats(&s);
+		if (s.pmm.free_pages == 0)
+			break;
 		uint64_t pa = page_alloc_noreclaim(0);
 		if (pa == PMM_NO_PAGE)
 			break;

@@ -15,9 +15,11 @@ struct heap_counters {
 	uint64_t brk_bytes;      /* sbrk'd size of the heap */
 	uint64_t backed_pages;   /* pages currently backing the window */
 	uint64_t minor_faults;   /* first touches resolved */
+	uint64_t reserved_pages; /* taken at sbrk, not yet touched */
 };
 
-/* Moves the break; returns the old break or (void *)-1 with ENOMEM. */
+/* Moves the break, taking (or giving back) the pages below it; returns
+ * the old break, or (void *)-1 with ENOMEM when memory is short. */
 void *heap_sbrk(intptr_t increment);
 int heap_handle_fault(uint64_t addr);
 /* Logs why a fault could not be resolved (outside the window, beyond the

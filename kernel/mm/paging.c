@@ -164,6 +164,15 @@ int paging_map_firmware(uint64_t pa, uint64_t size)
 	return 0;
 }
 
+int paging_prepare_tables(uint64_t start, uint64_t end)
+{
+	/* one page table covers 2 MiB: one walk per 2 MiB step, and the last */
+	for (uint64_t va = start; va < end; va = (va | (LARGE_PAGE_SIZE - 1)) + 1)
+		if (!walk(va, 1, true))
+			return -1;
+	return 0;
+}
+
 uint64_t paging_unmap_page(uint64_t va)
 {
 	uint64_t *pte = walk(va, 1, false);

@@ -26,6 +26,9 @@ void *paging_map_mmio(uint64_t pa, uint64_t size);
  * for RAM in the direct map, an uncached mapping otherwise. */
 int paging_map_firmware(uint64_t pa, uint64_t size);
 int paging_map_page(uint64_t va, uint64_t pa, uint64_t flags);
+/* Creates the page tables that 4 KiB mappings in [start, end) will need,
+ * so that mapping there later needs no memory. */
+int paging_prepare_tables(uint64_t start, uint64_t end);
 /* Unmaps a 4 KiB page; returns its physical address or 0 if none. */
 uint64_t paging_unmap_page(uint64_t va);
 bool paging_is_mapped(uint64_t va);

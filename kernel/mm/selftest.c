@@ -97,10 +97,14 @@ static void test_heap(void)
 	uint64_t faults = after.heap.minor_faults - before.heap.minor_faults;
 	uint64_t backed = after.heap.backed_pages - before.heap.backed_pages;
 	uint64_t tables = after.page_table_pages - before.page_table_pages;
+	int64_t reserved = (int64_t)after.heap.reserved_pages - (int64_t)before.heap.reserved_pages;
 	check(faults >= size / PAGE_SIZE && faults <= size / PAGE_SIZE + 2, "one minor fault per new heap page");
 	check(backed == faults, "each fault backs one page");
-	check(after.pmm.allocated_pages - before.pmm.allocated_pages == backed + tables,
-	      "allocated grows by heap pages plus page tables");
+	check((int64_t)(after.pmm.allocated_pages - before.pmm.allocated_pages) == (int64_t)(backed + tables) + reserved,
+	      "allocated grows by heap pages (backed or reserved) plus page tables");
+	check(after.heap.reserved_pages + after.heap.backed_pages ==
+	      (((after.heap.brk_bytes + PAGE_SIZE - 1) / PAGE_SIZE)),
+	      "every page below the break is backed or reserved");
 	bool zeroed = true;
 	for (size_t i = 1; i < size; i += 997)
 		zeroed &= (i % PAGE_SIZE == 0) || p[i] == 0;

@@ -141,7 +141,7 @@ class Console:
         self.eol = eol
         self.lines: "queue.Queue[str]" = queue.Queue()
         self.last_transcript: List[str] = []  # lines since the previous answer
-        self._sock = _connect_unix(path, timeout)
+        self._sock = _connect_tcp(path, timeout) if isinstance(path, tuple) else _connect_unix(path, timeout)
         self._stop = False
         self._thread = threading.Thread(target=self._read, daemon=True)
         self._thread.start()
@@ -181,6 +181,26 @@ class Console:
             if line.startswith("ok") or line.startswith("err"):
                 return line
 
+    def send_raw(self, data: bytes) -> None:
+        """Bytes as they are: hostile input, several lines at once."""
+        self._sock.sendall(data)
+
+    def answers(self, count: int, timeout: float) -> List[str]:
+        """The next `count` ok/err lines (log lines in between are skipped)."""
+        got: List[str] = []
+        deadline = time.monotonic() + timeout
+        while len(got) < count:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise TimeoutError(f"{len(got)} of {count} answers within {timeout}s; last: {got[-3:]!r}")
+            try:
+                line = self.lines.get(timeout=min(left, 0.2))
+            except queue.Empty:
+                continue
+            if line.startswith("ok") or line.startswith("err"):
+                got.append(line)
+        return got
+
     def close(self) -> None:
         self._stop = True
         try:
@@ -189,6 +209,13 @@ class Console:
             pass
         self._sock.close()
         self._thread.join(timeout=2)
+
+
+def _connect_tcp(addr: tuple, timeout: float) -> socket.socket:
+    s = socket.create_connection(addr, timeout=timeout)
+    s.settimeout(None)
+    s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    return s
 
 
 def _connect_unix(path: str, timeout: float) -> socket.socket:
@@ -273,7 +300,11 @@ class BallastVM:
             "-machine", self.machine, "-accel", self.accel, "-m", self.memory,
             "-display", "none", "-nodefaults", "-no-user-config",
             *self.boot_argv(),
-            "-chardev", (f"socket,id=con0,path={self.console_sock},server=on,wait=off,"
+            # TCP on loopback, not a unix socket: QEMU's 16550 writes one byte at a
+            # time, and on a unix socket each byte costs a whole skb of the send
+            # buffer, which then fills after a few hundred bytes; QEMU drops a byte
+            # it could not send in 4 tries. TCP packs the bytes together.
+            "-chardev", (f"socket,id=con0,host=127.0.0.1,port=0,server=on,wait=off,"
                          f"logfile={self.serial_log}"),
             "-serial", "chardev:con0",
             "-device", "isa-debug-exit,iobase=0xf4,iosize=0x04",
@@ -384,11 +415,26 @@ class BallastVM:
     def console(self, cmd: str, timeout: float = 10.0) -> str:
         """Send one line; return the first answer line starting with ok or err."""
         if self._console is None:
-            self._console = Console(str(self.console_sock), timeout, self.console_eol)
+            self._console = Console(self.console_address(timeout), timeout, self.console_eol)
         try:
             return self._console.command(cmd, timeout)
         except TimeoutError as e:
             raise self._fail(str(e)) from None
+
+    def console_client(self, timeout: float = 10.0) -> "Console":
+        """The console connection itself, for raw input (send_raw, answers)."""
+        if self._console is None:
+            self._console = Console(self.console_address(timeout), timeout, self.console_eol)
+        return self._console
+
+    def console_address(self, timeout: float = 10.0) -> tuple:
+        """(host, port) QEMU picked for the console (port=0), from query-chardev."""
+        for c in self.qmp(timeout).cmd("query-chardev"):
+            if c["label"] == "con0":
+                m = re.search(r"tcp:([0-9.]+):(\d+)", c["filename"])
+                if m:
+                    return (m.group(1), int(m.group(2)))
+        raise self._fail("no TCP address for the console chardev in query-chardev")
 
     @property
     def console_transcript(self) -> List[str]:

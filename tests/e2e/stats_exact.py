@@ -1,0 +1,246 @@
+"""Exact pairing of the host's `guest-stats` with the guest's logged buffers, for
+buffers that leave stats unset (fault injection, other guests' personas), and a model
+of what QEMU 7.2 shows computed from `mem show` alone.
+
+Why not Balloon.assert_matches_guest / Balloon.lines() directly:
+- assert_matches_guest fails on any unset stat, which is the point of several modes;
+- lines() reads the serial log file, where QEMU 7.2 doubles a byte now and then
+  (chardev/char.c qemu_chr_write_buffer logs a byte whose socket write failed with
+  EAGAIN, then logs it again when the 16550 retries; a unix socket fills after a few
+  hundred 1-byte writes if the reader thread is late). The console socket stream is
+  exact, so stats lines are taken from it; the log file is used only for the lines
+  written before the console client connected (the boot buffer), and only where they
+  parse.
+Every console command of a test must go through StatsGuest.cmd() so that no line
+received on the socket is lost.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from dataclasses import dataclass
+from typing import Callable, Dict, Iterable, List, Optional, Tuple
+
+from ballast_qemu import BallastVM, parse_kv
+from balloon_stats import MORE_FIELDS, STAT_NAMES, STATS_LINE, UNSET, Balloon
+# a zero-length buffer: QEMU 7.2 parses nothing, so the guest logs no values
+ZERO_LENGTH_LINE = re.compile(r"ballast: stats seq=(\d+) zero-length buffer: ")
+
+PAGE = 4096
+POLLING_1S = ("-device", "virtio-balloon-pci,id=balloon0,guest-stats-polling-interval=1")
+BOOT_TIMEOUT = 30
+# An update at polling interval 1 s: due 1 s after the previous one, seen within this.
+UPDATE_TIMEOUT = 4.0
+
+SHOW_RE = re.compile(r"ok seq=(\d+) requests=(\d+) paused=([01]) held=([01]) failed=([01]) persona=(\S+)"
+                     + MORE_FIELDS)
+MODE_KEYS = ("persona", "paused", "delay_ms", "fill", "unknown", "duplicate", "truncate", "pad",
+             "overrides", "tags")
+MODE_RE = re.compile(r"ok persona=(\S+) paused=([01]) delay_ms=(\d+) fill=(entries|empty|ff|zerolen) "
+                     r"unknown=([01]) duplicate=(-1|\d+) truncate=(\d+) pad=(\d+) overrides=(0x[0-9a-f]+) "
+                     r"tags=(\d+)" + MORE_FIELDS)
+# The mode answer of ballast's plain answers.
+NORMAL_MODE = dict(persona="ballast", paused="0", delay_ms="0", fill="entries", unknown="0",
+                   duplicate="-1", truncate="0", pad="0", overrides="0x0", tags="16")
+# docs/console.md, `mem show` (the balloon's part included: a balloon device is present).
+MEM_KEYS = ("usable", "managed", "free", "allocated", "cached", "offline", "allocs", "frees",
+            "alloc_failures", "huge_allocs", "huge_failures", "minor_faults", "heap_bytes",
+            "heap_pages", "page_tables", "free_blocks", "direct_scan", "direct_reclaim", "async_scan",
+            "async_reclaim", "alloc_stalls", "oom_kills", "balloon_pages", "balloon_target",
+            "balloon_inflating", "balloon_deflating", "balloon_inflated_total",
+            "balloon_deflated_total", "deflate_on_oom", "oom_deflates", "oom_pages", "reporting",
+            "reported_pages", "page_poison", "balloon_failed")
+CACHE_SHOW_RE = re.compile(r"ok cached=(\d+) low_watermark=(\d+) high_watermark=(\d+) direct_scan=(\d+) "
+                           r"direct_reclaim=(\d+) async_scan=(\d+) async_reclaim=(\d+) alloc_stalls=(\d+) "
+                           r"oom_kills=(\d+)" + MORE_FIELDS)
+CACHE_KEYS = ("cached", "low_watermark", "high_watermark", "direct_scan", "direct_reclaim", "async_scan",
+              "async_reclaim", "alloc_stalls", "oom_kills")
+
+
+def ballast_view(mem: Dict[str, int]) -> Dict[str, int]:
+    """What QEMU 7.2 shows for ballast's plain buffer, from `mem show` alone
+    (drivers/virtio/balloon_stats.c balloon_stats_from_mm; QEMU keeps tags 0-9)."""
+    return {
+        "stat-swap-in": 0, "stat-swap-out": 0, "stat-major-faults": 0,
+        "stat-minor-faults": mem["minor_faults"],
+        "stat-free-memory": mem["free"] * PAGE,
+        "stat-total-memory": mem["managed"] * PAGE,
+        "stat-available-memory": (mem["free"] + mem["cached"]) * PAGE,
+        "stat-disk-caches": mem["cached"] * PAGE,
+        "stat-htlb-pgalloc": mem["huge_allocs"],
+        "stat-htlb-pgfail": mem["huge_failures"],
+    }
+
+
+def unset_except(view: Dict[str, int], keep: Iterable[str]) -> Dict[str, int]:
+    keep = set(keep)
+    return {k: (v if k in keep else UNSET) for k, v in view.items()}
+
+
+def all_unset() -> Dict[str, int]:
+    return {name: UNSET for name in STAT_NAMES}
+
+
+def diff(got: Dict[str, int], want: Dict[str, int]) -> Dict[str, Tuple]:
+    return {k: (got.get(k), want.get(k)) for k in sorted(set(got) | set(want)) if got.get(k) != want.get(k)}
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """Host stats that are exactly those of guest buffer `seq`, and `mem show` taken
+    while no other buffer was handed over."""
+    seq: int
+    last_update: int
+    stats: Dict[str, int]
+    mem: Dict[str, int]
+    seen: float  # time.monotonic() of the qom-get
+
+
+class StatsGuest:
+    def __init__(self, vm: BallastVM):
+        self.vm = vm
+        self.bal = Balloon(vm)
+        self.received: List[str] = []  # every line read from the console socket, in order
+
+    # ---- console --------------------------------------------------------------------
+
+    def cmd(self, line: str, timeout: float = 10.0) -> str:
+        try:
+            return self.vm.console(line, timeout)
+        finally:
+            self.received.extend(self.vm.console_transcript)
+
+    def ok(self, line: str) -> str:
+        answer = self.cmd(line)
+        assert answer.startswith("ok"), f"{line!r} answered {answer!r}"
+        return answer
+
+    def mode(self, line: str, **changed: str) -> Dict[str, str]:
+        """A mode command; its answer must be exactly NORMAL_MODE with `changed`."""
+        answer = self.cmd(line)
+        m = MODE_RE.fullmatch(answer)
+        assert m, f"{line!r} answered {answer!r}, not a mode answer"
+        got = dict(zip(MODE_KEYS, m.groups()))
+        want = {**NORMAL_MODE, **changed}
+        assert got == want, f"{line!r}: mode fields {diff(got, want)} (got, want)"
+        return got
+
+    def show(self) -> Dict:
+        answer = self.cmd("stats show")
+        m = SHOW_RE.fullmatch(answer)
+        assert m, f"'stats show' answered {answer!r}"
+        d: Dict = dict(zip(("seq", "requests", "paused", "held", "failed"), map(int, m.groups()[:5])))
+        d["persona"] = m.group(6)
+        return d
+
+    def mem(self) -> Dict[str, int]:
+        answer = self.cmd("mem show")
+        assert re.fullmatch(r"ok(?: [a-z_]+=[0-9]+(?:,[0-9]+)*)+", answer), f"'mem show' answered {answer!r}"
+        kv = parse_kv(answer)
+        missing = [k for k in MEM_KEYS if k not in kv]
+        assert not missing, f"'mem show' lacks {missing}: {answer!r}"
+        return {k: int(v) for k, v in kv.items() if "," not in v}
+
+    def cache(self) -> Dict[str, int]:
+        answer = self.cmd("cache show")
+        m = CACHE_SHOW_RE.fullmatch(answer)
+        assert m, f"'cache show' answered {answer!r}"
+        return dict(zip(CACHE_KEYS, map(int, m.groups())))
+
+    # ---- the guest's logged buffers ---------------------------------------------------
+
+    def lines(self) -> Dict[int, Dict[str, int]]:
+        """Stats lines by seq: the socket's (exact), plus log-file lines for seqs the
+        socket never carried (written before the client connected)."""
+        def parse(text: str, strict: bool) -> Dict[int, Dict[str, int]]:
+            out: Dict[int, Dict[str, int]] = {}
+            for m in STATS_LINE.finditer(text):
+                seq = int(m.group(1))
+                assert not (strict and seq in out), f"guest sent stats seq={seq} twice on the console"
+                out[seq] = dict(zip(STAT_NAMES, (int(v) for v in m.groups()[1:])))
+            return out
+        sock_text = "\n".join(self.received)
+        sock = parse(sock_text, True)
+        broken = [l for l in self.received
+                  if "ballast: stats seq=" in l and not STATS_LINE.search(l) and not ZERO_LENGTH_LINE.search(l)]
+        assert not broken, f"malformed stats lines on the console socket: {broken}"
+        logged = parse(self.vm.log_text(), False)
+        return {**{s: v for s, v in logged.items() if s not in sock}, **sock}
+
+    def zero_length_seqs(self) -> set:
+        """Seqs the guest logged as zero-length buffers (nothing QEMU parses)."""
+        return {int(m.group(1)) for m in ZERO_LENGTH_LINE.finditer("\n".join(self.received))}
+
+    def line(self, seq: int) -> Dict[str, int]:
+        lines = self.lines()
+        if seq not in lines:
+            self.cmd("help")  # collect what arrived since the last answer
+            lines = self.lines()
+        assert seq in lines, f"no stats line seq={seq} from the guest (have {sorted(lines)[-5:]})"
+        return lines[seq]
+
+    # ---- host and guest together ------------------------------------------------------
+
+    def host(self) -> dict:
+        return self.bal.stats()
+
+    def snapshot(self, after_seq: int = 0, attempts: int = 5) -> Snapshot:
+        """Host stats paired with their guest buffer (seq > after_seq) and `mem show`,
+        with no buffer handed over in between (seq unchanged around all of it)."""
+        self.vm.wait_until(lambda: self.show()["seq"] > after_seq, UPDATE_TIMEOUT,
+                           f"a stats buffer after seq={after_seq}", interval=0.05)
+        for _ in range(attempts):
+            before = self.show()
+            host = self.host()
+            seen = time.monotonic()
+            mem = self.mem()
+            after = self.show()
+            if before["seq"] == after["seq"]:
+                return Snapshot(before["seq"], host["last-update"], host["stats"], mem, seen)
+        raise AssertionError(f"guest seq kept moving across {attempts} snapshot attempts")
+
+    def assert_exact(self, snap: Snapshot, want: Optional[Dict[str, int]] = None) -> None:
+        """The host shows exactly the guest's line for that buffer (unset included)
+        and, if given, exactly `want`."""
+        assert set(snap.stats) == set(STAT_NAMES), f"host stat names: {sorted(snap.stats)}"
+        line = self.line(snap.seq)
+        assert snap.stats == line, f"host vs guest line seq={snap.seq}: {diff(snap.stats, line)}"
+        if want is not None:
+            assert snap.stats == want, f"host vs expected, buffer seq={snap.seq}: {diff(snap.stats, want)}"
+
+    def next_update(self, after_seq: int, after_lu: int, timeout: float = UPDATE_TIMEOUT) -> Snapshot:
+        """The first snapshot of a buffer after seq `after_seq` whose last-update is
+        later than `after_lu`: the host parsed a new buffer and moved its clock."""
+        self.vm.wait_until(lambda: self.host()["last-update"] > after_lu, timeout,
+                           f"last-update after {after_lu}", interval=0.05)
+        snap = self.snapshot(after_seq)
+        assert snap.last_update > after_lu
+        return snap
+
+    def updates_normal(self, after: Snapshot, count: int = 1) -> List[Snapshot]:
+        """`count` further updates, each exactly ballast's plain buffer (nothing unset,
+        values as `mem show` says)."""
+        got = []
+        for _ in range(count):
+            after = self.next_update(after.seq, after.last_update)
+            self.assert_exact(after, ballast_view(after.mem))
+            got.append(after)
+        return got
+
+    def quiet(self, seconds: float, what: str) -> dict:
+        """For `seconds`, the host's stats (last-update included) do not change.
+        The one fixed window: it checks that something does not happen."""
+        frozen = self.host()
+        t0 = time.monotonic()
+        while (elapsed := time.monotonic() - t0) < seconds:
+            now = self.host()
+            assert now == frozen, f"{what}: host stats changed after {elapsed:.2f}s: {diff(now, frozen)}"
+            time.sleep(0.05)
+        return frozen
+
+    def wait_show(self, pred: Callable[[Dict], bool], timeout: float, what: str) -> Dict:
+        def check() -> Optional[Dict]:
+            s = self.show()
+            return s if pred(s) else None
+        return self.vm.wait_until(check, timeout, what, interval=0.02)
