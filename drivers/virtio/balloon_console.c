@@ -203,9 +203,11 @@ static void balloon_describe(char *buf, size_t len)
 	         " balloon_pages=%" PRIu64 " balloon_target=%" PRIu32 " balloon_inflating=%" PRIu64
 	         " balloon_deflating=%" PRIu64 " balloon_inflated_total=%" PRIu64 " balloon_deflated_total=%" PRIu64
 	         " deflate_on_oom=%d oom_deflates=%" PRIu64 " oom_pages=%" PRIu64 " reporting=%d reported_pages=%" PRIu64
+	         " reporting_inflight=%" PRIu64
 	         " page_poison=%d balloon_failed=%d",
 	         b->pages, b->target_pages, b->inflating, b->deflating, b->inflated_total, b->deflated_total,
-	         b->deflate_on_oom, b->oom_deflates, b->oom_pages, b->reporting, b->reported_pages, b->poison,
+	         b->deflate_on_oom, b->oom_deflates, b->oom_pages, b->reporting, b->reported_pages,
+	         b->report_busy ? (uint64_t)b->report_count << PMM_MAX_ORDER : 0, b->poison,
 	         b->vd->failed);
 	irq_restore(flags);
 }
