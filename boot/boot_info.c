@@ -54,13 +54,15 @@ int boot_mem_carve(struct boot_info *bi, uint64_t base, uint64_t size, uint32_t 
 
 #define PAGE_ZERO_SIZE 4096
 
-/* Merges neighbours of one type; the ranges must be sorted. */
+/* Merges neighbours of one type; the ranges must be sorted. Two that
+ * together cover all 2^64 bytes stay apart: their size does not fit. */
 static void merge_ranges(struct boot_info *bi)
 {
 	uint32_t out = 0;
 	for (uint32_t i = 0; i < bi->mem_count; i++) {
 		struct boot_mem_range *prev = out ? &bi->mem[out - 1] : 0;
-		if (prev && prev->type == bi->mem[i].type && prev->base + prev->size == bi->mem[i].base)
+		if (prev && prev->type == bi->mem[i].type && prev->base + prev->size == bi->mem[i].base &&
+		    prev->size <= UINT64_MAX - bi->mem[i].size)
 			prev->size += bi->mem[i].size;
 		else
 			bi->mem[out++] = bi->mem[i];
@@ -83,6 +85,15 @@ void boot_mem_finalize(struct boot_info *bi)
 	 * a page), and merging frees table slots for the reserved range. */
 	merge_ranges(bi);
 	struct boot_mem_range *first = &bi->mem[0];
+	/* One type over all 2^64 bytes stays two ranges (merge_ranges), and
+	 * the first may be shorter than page 0: give it page 0 whole from the
+	 * second, so that page 0 goes as below and the rest then merges. */
+	if (bi->mem_count > 1 && first->base == 0 && first->size < PAGE_ZERO_SIZE &&
+	    bi->mem[1].type == first->type && bi->mem[1].base == first->size) {
+		bi->mem[1].size -= PAGE_ZERO_SIZE - first->size;
+		bi->mem[1].base = PAGE_ZERO_SIZE;
+		first->size = PAGE_ZERO_SIZE;
+	}
 	if (bi->mem_count > 0 && first->base == 0 && first->type != BOOT_MEM_RESERVED &&
 	    first->size >= PAGE_ZERO_SIZE) {
 		first->base += PAGE_ZERO_SIZE;

@@ -427,6 +427,19 @@ class BallastVM:
             self._console = Console(self.console_address(timeout), timeout, self.console_eol)
         return self._console
 
+    def release_console(self) -> None:
+        """Closes our console connection: a QEMU socket chardev serves one client."""
+        if self._console is not None:
+            self._console.close()
+            self._console = None
+
+    def release_qmp(self) -> None:
+        """Closes our QMP connection: QEMU serves one QMP client at a time, and an
+        outside tool (ballastctl) needs the socket."""
+        if self._qmp is not None:
+            self._qmp.close()
+            self._qmp = None
+
     def console_address(self, timeout: float = 10.0) -> tuple:
         """(host, port) QEMU picked for the console (port=0), from query-chardev."""
         for c in self.qmp(timeout).cmd("query-chardev"):
