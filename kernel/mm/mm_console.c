@@ -19,13 +19,42 @@ struct mem_block {
 	uint8_t order;
 };
 
+/* Blocks are recorded in heap chunks of about a page, added as needed: an
+ * allocation pays for its bookkeeping as it goes, not for a worst case up
+ * front (sbrk takes the heap's pages when it grows), and no realloc is
+ * needed (newlib 3.3's nano realloc copies the new size out of the old
+ * block, reading past its end). */
+#define MEM_CHUNK_BLOCKS 255
+
+struct mem_chunk {
+	struct mem_chunk *next;
+	uint32_t n;
+	struct mem_block b[MEM_CHUNK_BLOCKS];
+};
+
 struct mem_alloc {
 	uint32_t id;            /* 0 = slot unused */
 	uint64_t bytes;
 	uint32_t nblocks;
-	struct mem_block *blocks; /* page blocks, or NULL for heap memory */
+	struct mem_chunk *chunks; /* page blocks */
 	void *heap;               /* mem touch: malloc'ed and touched */
 };
+
+static int add_block(struct mem_alloc *a, uint64_t pa, unsigned order)
+{
+	if (!a->chunks || a->chunks->n == MEM_CHUNK_BLOCKS) {
+		struct mem_chunk *c = malloc(sizeof(*c));
+		if (!c)
+			return -1;
+		c->next = a->chunks;
+		c->n = 0;
+		a->chunks = c;
+	}
+	a->chunks->b[a->chunks->n++] = (struct mem_block){ pa, (uint8_t)order };
+	a->nblocks++;
+	a->bytes += PAGE_SIZE << order;
+	return 0;
+}
 
 static struct mem_alloc allocs[MEM_ALLOCS_MAX];
 static uint32_t next_id = 1;
@@ -71,9 +100,12 @@ static struct mem_alloc *new_alloc(void)
 
 static uint64_t release(struct mem_alloc *a)
 {
-	for (uint32_t i = 0; i < a->nblocks; i++)
-		page_free(a->blocks[i].pa, a->blocks[i].order);
-	free(a->blocks);
+	for (struct mem_chunk *c = a->chunks, *next; c; c = next) {
+		for (uint32_t i = 0; i < c->n; i++)
+			page_free(c->b[i].pa, c->b[i].order);
+		next = c->next;
+		free(c);
+	}
 	free(a->heap);
 	uint64_t bytes = a->bytes;
 	*a = (struct mem_alloc){ 0 };
@@ -114,21 +146,17 @@ static void mem_alloc(const char *size_arg)
 		console_err("too many allocations (at most %d); free some", MEM_ALLOCS_MAX);
 		return;
 	}
-	/* Room for the worst case, one block a page, sized once: only the part
-	 * used is ever backed (the heap is demand-paged), and growing it is not
-	 * an option, as newlib 3.3's nano realloc copies the new size out of the
-	 * old block, reading past its end. */
-	uint64_t max_blocks = pages;
-	a->blocks = malloc(max_blocks * sizeof(*a->blocks));
 	uint64_t left = pages;
-	while (a->blocks && left && a->nblocks < max_blocks) {
+	while (left) {
 		mm_stats(&s);
 		unsigned order = pick_order(left, &s);
 		uint64_t pa = page_alloc(order);
 		if (pa == PMM_NO_PAGE)
 			break;
-		a->blocks[a->nblocks++] = (struct mem_block){ pa, (uint8_t)order };
-		a->bytes += PAGE_SIZE << order;
+		if (add_block(a, pa, order) < 0) {
+			page_free(pa, order);
+			break;
+		}
 		left -= left < (1ull << order) ? left : (1ull << order);
 	}
 	if (left) {
@@ -140,9 +168,10 @@ static void mem_alloc(const char *size_arg)
 	}
 	/* use the memory, as a workload would: one write a page makes the host
 	 * back every page (visible in its RSS) */
-	for (uint32_t i = 0; i < a->nblocks; i++)
-		for (uint64_t off = 0; off < (PAGE_SIZE << a->blocks[i].order); off += PAGE_SIZE)
-			*(volatile uint8_t *)phys_to_virt(a->blocks[i].pa + off) = 1;
+	for (struct mem_chunk *c = a->chunks; c; c = c->next)
+		for (uint32_t i = 0; i < c->n; i++)
+			for (uint64_t off = 0; off < (PAGE_SIZE << c->b[i].order); off += PAGE_SIZE)
+				*(volatile uint8_t *)phys_to_virt(c->b[i].pa + off) = 1;
 	console_ok("id=%" PRIu32 " bytes=%" PRIu64 " blocks=%" PRIu32, a->id, a->bytes, a->nblocks);
 }
 
@@ -184,10 +213,8 @@ static void mem_huge(const char *count_arg)
 		return;
 	}
 	struct mem_alloc *a = new_alloc();
-	if (!a || !(a->blocks = malloc(n * sizeof(*a->blocks)))) {
-		if (a)
-			*a = (struct mem_alloc){ 0 };
-		console_err("no room to record the allocation");
+	if (!a) {
+		console_err("too many allocations (at most %d); free some", MEM_ALLOCS_MAX);
 		return;
 	}
 	uint64_t failed = 0;
@@ -197,8 +224,10 @@ static void mem_huge(const char *count_arg)
 			failed++;
 			continue;
 		}
-		a->blocks[a->nblocks++] = (struct mem_block){ pa, PMM_HUGE_ORDER };
-		a->bytes += PAGE_SIZE << PMM_HUGE_ORDER;
+		if (add_block(a, pa, PMM_HUGE_ORDER) < 0) {
+			page_free(pa, PMM_HUGE_ORDER);
+			failed++;
+		}
 	}
 	console_ok("id=%" PRIu32 " allocated=%" PRIu32 " failed=%" PRIu64, a->id, a->nblocks, failed);
 }

@@ -30,6 +30,11 @@ from typing import Dict, List, Optional
 
 from ballast_qemu import BallastVM
 
+
+def heap_pages(m) -> int:
+    """Pages the heap holds: backed ones and the ones sbrk reserved for first touch."""
+    return m["heap_pages"] + m.get("heap_reserved", 0)
+
 PAGE = 4096
 MiB = 1 << 20
 CHUNK_PFNS = (PAGE - 16) // 4  # PFNs per tracking page
@@ -45,7 +50,7 @@ SETTLE_TIMEOUT = 30
 # Keys `mem show` must carry; the guest may add more (they are parsed, not checked).
 MEM_SHOW_KEYS = (
     "usable", "managed", "free", "allocated", "offline", "allocs", "frees", "alloc_failures",
-    "huge_allocs", "huge_failures", "minor_faults", "heap_bytes", "heap_pages", "page_tables",
+    "huge_allocs", "huge_failures", "minor_faults", "heap_bytes", "heap_pages", "heap_reserved", "page_tables",
     "free_blocks", "balloon_pages", "balloon_target", "balloon_inflating", "balloon_deflating",
     "balloon_inflated_total", "balloon_deflated_total", "deflate_on_oom", "oom_deflates",
     "oom_pages", "balloon_failed",
@@ -161,21 +166,21 @@ class Baseline:
     @classmethod
     def of(cls, m: Dict) -> "Baseline":
         assert m["balloon_pages"] == 0 and at_rest(m), f"baseline taken with a balloon: {m}"
-        return cls(m["allocated"], m["heap_pages"], m["page_tables"], m["free"], m["managed"])
+        return cls(m["allocated"], heap_pages(m), m["page_tables"], m["free"], m["managed"])
 
     def expected_allocated(self, m: Dict, held_pages: int, deflate_on_oom: bool) -> int:
         """Allocated pages at rest: the baseline, heap and page-table growth since,
         the test's own allocations, the tracking pages, and (deflate-on-oom) the
         ballooned pages themselves."""
         pages = m["balloon_pages"]
-        return (self.allocated + (m["heap_pages"] - self.heap_pages) + (m["page_tables"] - self.page_tables)
+        return (self.allocated + (heap_pages(m) - self.heap_pages) + (m["page_tables"] - self.page_tables)
                 + held_pages + chunk_pages(pages) + (pages if deflate_on_oom else 0))
 
     def assert_allocated(self, m: Dict, held_pages: int, deflate_on_oom: bool, what: str = "") -> None:
         want = self.expected_allocated(m, held_pages, deflate_on_oom)
         assert m["allocated"] == want, (
             f"{what}: allocated {m['allocated']} != {want} = baseline {self.allocated} "
-            f"+ heap {m['heap_pages'] - self.heap_pages} + page tables {m['page_tables'] - self.page_tables} "
+            f"+ heap {heap_pages(m) - self.heap_pages} + page tables {m['page_tables'] - self.page_tables} "
             f"+ held {held_pages} + tracking {chunk_pages(m['balloon_pages'])}"
             f"{' + ballooned ' + str(m['balloon_pages']) if deflate_on_oom else ''}\nmem show: {m}")
 

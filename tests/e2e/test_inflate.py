@@ -23,7 +23,7 @@ import pytest
 
 from ballast_qemu import BallastVM, parse_kv
 from balloon_stats import Balloon
-from inflate_helpers import (BOOT_TIMEOUT, HUGE_PAGES, MAX_LATE_CHUNKS, PAGE, RESERVE_PAGES, Baseline, Host,
+from inflate_helpers import (heap_pages, BOOT_TIMEOUT, HUGE_PAGES, MAX_LATE_CHUNKS, PAGE, RESERVE_PAGES, Baseline, Host,
                              MiB, assert_invariants, chunk_pages, console, hold_lines, hold_pattern, mem_show,
                              settled, transcript, wait_line)
 
@@ -278,7 +278,7 @@ def test_deflate_on_oom(ballast_vm):
     # Each OOM call frees 256 pages; the deflated pages that became its tracking
     # pages (one per 1020 PFNs) come on top.
     assert o - chunk_pages(o) == 256 * d, f"oom_pages={o} oom_deflates={d}"
-    kernel = (m2["heap_pages"] - m1["heap_pages"]) + (m2["page_tables"] - m1["page_tables"])
+    kernel = (heap_pages(m2) - heap_pages(m1)) + (m2["page_tables"] - m1["page_tables"])
     store_freed = chunk_pages(want) - chunk_pages(want - o)
     assert 256 * (d - 1) <= deficit + kernel <= 256 * d + store_freed, \
         f"{d} OOM deflates for a deficit of {deficit} pages (+{kernel} kernel pages)"
@@ -419,7 +419,7 @@ class RandomRun:
                 # only free 2 MiB blocks can be had; the one the record of the
                 # allocation split for the heap or a page table, if any, is gone
                 blocks = before["free_blocks"][-1]
-                grew = m["heap_pages"] + m["page_tables"] > before["heap_pages"] + before["page_tables"]
+                grew = heap_pages(m) + m["page_tables"] > heap_pages(before) + before["page_tables"]
                 assert got in ({min(got + failed, blocks), min(got + failed, blocks - 1)} if grew
                                else {min(got + failed, blocks)}), f"kernel pages grew: {grew}"
         if not doom:
