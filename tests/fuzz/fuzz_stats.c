@@ -26,7 +26,8 @@
 
 #define ENTRY ((size_t)sizeof(struct virtio_balloon_stat)) /* 10 bytes on the wire */
 #define MAX_CAP 4200 /* past PAGE_SIZE, the size the driver uses */
-#define MAX_ENTRIES (STATS_PLAN_MAX_TAGS + STATS_UNKNOWN_TAGS + 1 + 255)
+/* tags, unknown tags, the duplicate, trailing 0xff entries (under 16) */
+#define MAX_ENTRIES (STATS_PLAN_MAX_TAGS + STATS_UNKNOWN_TAGS + 1 + 16)
 
 /* One entry as the wire has it: tag, then value, little-endian, packed. */
 static void put_entry(uint8_t *at, uint16_t tag, uint64_t val)
@@ -91,7 +92,7 @@ static void ref_view(const uint8_t *b, size_t len, uint64_t out[VIRTIO_BALLOON_S
 {
 	for (unsigned t = 0; t < VIRTIO_BALLOON_S_NR; t++)
 		out[t] = UINT64_MAX;
-	for (size_t at = 0; len - at >= ENTRY && at < len; at += ENTRY) {
+	for (size_t at = 0; at < len && len - at >= ENTRY; at += ENTRY) {
 		uint16_t tag = (uint16_t)(b[at] | b[at + 1] << 8);
 		uint64_t val = 0;
 		for (int i = 7; i >= 0; i--)
@@ -172,20 +173,21 @@ static void fuzz_plan(struct fuzz_in *in, struct stats_plan *p, struct balloon_s
 	*cap = take_u16(in) % (MAX_CAP + 1);
 }
 
-static void check_build(struct fuzz_in *in)
+/* Builds from a fuzzed plan and checks it; the values go on to the log
+ * line check. */
+static void check_build(struct fuzz_in *in, struct balloon_stat_values *vals)
 {
 	struct stats_plan p;
-	struct balloon_stat_values vals;
 	bool first;
 	size_t cap;
-	fuzz_plan(in, &p, &vals, &first, &cap);
+	fuzz_plan(in, &p, vals, &first, &cap);
 	static uint8_t want[MAX_CAP];
 	uint8_t *out = malloc(cap ? cap : 1); /* exact: an overrun is ASan's */
 	if (!out)
 		abort();
 	struct stats_plan before = p;
-	size_t len = stats_plan_build(&p, &vals, first, out, cap);
-	size_t want_len = ref_build(&p, &vals, first, want, cap);
+	size_t len = stats_plan_build(&p, vals, first, out, cap);
+	size_t want_len = ref_build(&p, vals, first, want, cap);
 	FUZZ_ASSERT(memcmp(&before, &p, sizeof p) == 0, "build changed the plan");
 	FUZZ_ASSERT(len <= cap, "built %zu bytes into %zu", len, cap);
 	FUZZ_ASSERT(len == want_len, "built %zu bytes, reference %zu (cap %zu)", len, want_len, cap);
@@ -240,15 +242,8 @@ static void check_names(const char *s)
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	struct fuzz_in in = fuzz_in(data, size);
-	struct fuzz_in again = in;
-	check_build(&in);
-
-	/* the same values again for the log line */
-	struct stats_plan p;
 	struct balloon_stat_values vals;
-	bool first;
-	size_t cap;
-	fuzz_plan(&again, &p, &vals, &first, &cap);
+	check_build(&in, &vals);
 	check_format(&in, &vals);
 
 	for (uint16_t t = 0; t < 64; t++)

@@ -197,6 +197,6 @@ write("boot_info", "pieces_top", disjoint(0, [(0, 0x800, U), (0, 0x800, U), (0, 
 # 260 one-page ranges of alternating type: the table fills, carves then lose pieces
 full = [(0x1000 if i % 3 == 0 else 0, 0x1000, (U, K, R)[i % 3]) for i in range(260)]
 write("boot_info", "full_table", disjoint(0, full, [(0x3800, 0x800, AN), (0x10000, 0x30000, BR)]))
-write("boot_info", "overlapping", u8(1) + u8(4) + scaled(0) + scaled(0x10000) + u8(U) + scaled(0x8000) +
+write("boot_info", "overlapping", u8(1) + u16(4) + scaled(0) + scaled(0x10000) + u8(U) + scaled(0x8000) +
       scaled(0x10000) + u8(R) + scaled(0) + scaled(0x1000) + u8(K) + scaled(1 << 63) + scaled(1 << 63) + u8(IO) +
       u8(2) + scaled(0x4000) + scaled(0x8000) + u8(K) + scaled(0) + scaled((1 << 64) - 1) + u8(AR))

@@ -19,6 +19,7 @@ CLANG=${CLANG:-clang}
 OUT=build/fuzz
 # -O1 -g as libFuzzer's docs recommend; the same C dialect and warning
 # bar as the meson build (gnu11, -Wall -Wextra, warnings are errors)
+# shellcheck disable=SC2054 # the commas are -fsanitize's, not the array's
 CFLAGS=(-fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
         -g -O1 -std=gnu11 -Wall -Wextra -Werror -I.)
 

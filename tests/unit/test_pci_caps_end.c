@@ -64,8 +64,9 @@ int main(void)
 		cfg[0x50] = PCI_CAP_ID_VENDOR;
 		cfg[0x51] = end;
 		CHECK_EQ_U64(pci_cap_find(rd, NULL, PCI_CAP_ID_VENDOR, 0), 0x50);
-		if (!CHECK_EQ_U64(pci_cap_find(rd, NULL, PCI_CAP_ID_VENDOR, 0x50), 0) |
-		    !CHECK_EQ_U64(pci_cap_find(rd, NULL, PCI_CAP_ID_MSIX, 0), 0))
+		/* & and not &&: both checks run and count either way */
+		if (!(CHECK_EQ_U64(pci_cap_find(rd, NULL, PCI_CAP_ID_VENDOR, 0x50), 0) &
+		      CHECK_EQ_U64(pci_cap_find(rd, NULL, PCI_CAP_ID_MSIX, 0), 0)))
 			fprintf(stderr, "    last next pointer 0x%02x\n", end);
 
 		/* as the list head: no capabilities at all */
