@@ -60,19 +60,12 @@ static uint32_t mmio_generation(struct virtio_dev *vd)
 
 static uint32_t mmio_config_read(struct virtio_dev *vd, unsigned off, unsigned width)
 {
-	volatile uint8_t *p = to_vm(vd)->regs + VIRTIO_MMIO_CONFIG + off;
-	return width == 1 ? mmio_read8(p) : width == 2 ? mmio_read16(p) : mmio_read32(p);
+	return mmio_read_width(to_vm(vd)->regs + VIRTIO_MMIO_CONFIG + off, width);
 }
 
 static void mmio_config_write(struct virtio_dev *vd, unsigned off, unsigned width, uint32_t v)
 {
-	volatile uint8_t *p = to_vm(vd)->regs + VIRTIO_MMIO_CONFIG + off;
-	if (width == 1)
-		mmio_write8(p, (uint8_t)v);
-	else if (width == 2)
-		mmio_write16(p, (uint16_t)v);
-	else
-		mmio_write32(p, v);
+	mmio_write_width(to_vm(vd)->regs + VIRTIO_MMIO_CONFIG + off, width, v);
 }
 
 static uint16_t mmio_queue_max_size(struct virtio_dev *vd, unsigned index)

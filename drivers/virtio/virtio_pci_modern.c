@@ -36,19 +36,12 @@ static uint32_t modern_generation(struct virtio_dev *vd) { return mmio_read8(COM
 
 static uint32_t modern_config_read(struct virtio_dev *vd, unsigned off, unsigned width)
 {
-	volatile uint8_t *p = to_vp(vd)->device.base + off;
-	return width == 1 ? mmio_read8(p) : width == 2 ? mmio_read16(p) : mmio_read32(p);
+	return mmio_read_width(to_vp(vd)->device.base + off, width);
 }
 
 static void modern_config_write(struct virtio_dev *vd, unsigned off, unsigned width, uint32_t v)
 {
-	volatile uint8_t *p = to_vp(vd)->device.base + off;
-	if (width == 1)
-		mmio_write8(p, (uint8_t)v);
-	else if (width == 2)
-		mmio_write16(p, (uint16_t)v);
-	else
-		mmio_write32(p, v);
+	mmio_write_width(to_vp(vd)->device.base + off, width, v);
 }
 
 static uint16_t modern_queue_max_size(struct virtio_dev *vd, unsigned index)

@@ -24,6 +24,23 @@ static inline void mmio_write16(volatile void *p, uint16_t v) { *(volatile uint1
 static inline void mmio_write32(volatile void *p, uint32_t v) { *(volatile uint32_t *)p = v; }
 static inline void mmio_write64(volatile void *p, uint64_t v) { *(volatile uint64_t *)p = v; }
 
+/* A 1-, 2- or 4-byte access chosen at run time (virtio config fields are
+ * accessed with their own width). */
+static inline uint32_t mmio_read_width(const volatile void *p, unsigned width)
+{
+	return width == 1 ? mmio_read8(p) : width == 2 ? mmio_read16(p) : mmio_read32(p);
+}
+
+static inline void mmio_write_width(volatile void *p, unsigned width, uint32_t v)
+{
+	if (width == 1)
+		mmio_write8(p, (uint8_t)v);
+	else if (width == 2)
+		mmio_write16(p, (uint16_t)v);
+	else
+		mmio_write32(p, v);
+}
+
 /* Barriers. x86 keeps stores ordered with stores and loads with loads for
  * write-back memory, so the shared-memory barriers only stop the compiler;
  * mb() is the one place a store must be ordered before a later load. */
