@@ -1,6 +1,10 @@
 /* Faults provoked on purpose ("crash=<kind>" on the command line), to test
- * the exception report and the exit path. */
+ * the exception report and the exit path; and the uptime command. */
 #include <string.h>
+#include "kernel/arch/arch.h"
+#include "kernel/arch/cpu.h"
+#include "kernel/arch/timer.h"
+#include "kernel/console/console.h"
 #include "kernel/debug.h"
 #include "kernel/log.h"
 
@@ -29,4 +33,27 @@ int debug_crash(const char *kind)
 	}
 	klog("crash: survived the '%s' fault?", kind);
 	return -1;
+}
+
+/* Timer ticks and TSC time side by side: a timer that does not tick (an
+ * interrupt routed to the wrong pin) stops retries, delays and reporting
+ * without any other sign, and this is where a test sees it. */
+static void cmd_uptime(int argc, char **argv)
+{
+	(void)argv;
+	if (argc != 1) {
+		console_err("usage: uptime");
+		return;
+	}
+	console_ok("ticks=%" PRIu64 " tick_ms=%u tsc_ms=%" PRIu64, timer_ticks(), TIMER_TICK_MS,
+	           tsc_to_us(rdtsc()) / 1000);
+}
+
+static const struct console_cmd debug_cmds[] = {
+	{ "uptime", "", cmd_uptime },
+};
+
+void debug_console_init(void)
+{
+	console_register(debug_cmds, sizeof(debug_cmds) / sizeof(debug_cmds[0]));
 }

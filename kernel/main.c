@@ -72,6 +72,7 @@ _Noreturn void kmain(const struct boot_info *bi)
 	if (virtio_pci_probe_all(polled) + virtio_mmio_probe_all(bi->cmdline, polled) == 0)
 		klog("no virtio-balloon device");
 	mm_console_init();             /* the mem command */
+	debug_console_init();          /* uptime */
 	console_init();                /* command input on COM1 */
 	if (cmdline_find(bi->cmdline, "crash", value, sizeof(value)))
 		debug_crash(value);

@@ -127,9 +127,14 @@ int irq_init(void)
 	if (!madt) {
 		/* no ACPI (microvm with acpi=off): the PC's one IOAPIC sits at its
 		 * architectural default address, GSIs from 0 (MP spec 3.6.8) */
-		klog("irq: no MADT; assuming the standard IOAPIC at 0x%x", IOAPIC_DEFAULT_ADDRESS);
+		klog("irq: no MADT; assuming the standard IOAPIC at 0x%x, ISA IRQ 0 on pin 2", IOAPIC_DEFAULT_ADDRESS);
 		struct madt_ioapic dflt = { .type = MADT_IOAPIC, .length = sizeof(dflt), .address = IOAPIC_DEFAULT_ADDRESS };
 		add_ioapic(&dflt);
+		/* The PIT's IRQ 0 reaches IOAPIC pin 2 on PCs (pin 0 takes the
+		 * 8259's output; an MADT says so with an override), and QEMU's
+		 * IOAPIC wires it there on every machine, microvm included. With
+		 * pin 0 the timer never ticked on microvm: no retries, no delays. */
+		isa_map[0].gsi = 2;
 		if (lapic_init(0) < 0 || ioapic_count == 0)
 			return -1;
 		return 0;

@@ -28,6 +28,22 @@ BALLOON_BYTES = 64 << 20
 PAGE = 4096
 
 
+def assert_timer_ticks(vm) -> None:
+    """The PIT ticks every 10 ms of guest time: over a second of TSC time, `uptime`'s
+    tick count moves by about 100. (Both clocks are the guest's; the bounds only
+    allow for the two readings not being taken at the same instant.)"""
+    first = parse_kv(vm.console("uptime"))
+    assert first["tick_ms"] == "10", first
+
+    def a_second_later():
+        kv = parse_kv(vm.console("uptime"))
+        return kv if int(kv["tsc_ms"]) - int(first["tsc_ms"]) >= 1000 else None
+    last = vm.wait_until(a_second_later, 20, "a second of guest time", interval=0.2)
+    ms = int(last["tsc_ms"]) - int(first["tsc_ms"])
+    ticks = int(last["ticks"]) - int(first["ticks"])
+    assert ms / 10 * 0.8 <= ticks <= ms / 10 * 1.2, f"{ticks} timer ticks in {ms} ms of TSC time"
+
+
 @pytest.mark.parametrize("path", list(PATHS))
 def test_boot_path(ballast_vm, path):
     boot, machine, devices, extra, transport = PATHS[path]
@@ -35,6 +51,8 @@ def test_boot_path(ballast_vm, path):
     vm.wait_ready(timeout=60)
     vm.wait_for_log(rf"ballast: virtio-balloon .*: transport {transport}\b", 1)
     vm.wait_for_log(r"ballast: virtio-balloon .*: interrupts: (INTx|GSI \d+)", 1)
+
+    assert_timer_ticks(vm)
 
     balloon = Balloon(vm)
     assert balloon.set_interval(1) == {}
