@@ -20,6 +20,8 @@ void virtio_fail(struct virtio_dev *vd, const char *why)
 int virtio_negotiate(struct virtio_dev *vd, uint64_t wanted, uint64_t required)
 {
 	const struct virtio_ops *ops = vd->ops;
+	/* the reset starts the device over: whatever failed before is gone */
+	vd->failed = false;
 	ops->set_status(vd, 0);
 	/* a reset completes when status reads back 0 (4.1.4.3.2) */
 	for (unsigned i = 0; ops->get_status(vd) != 0; i++)
@@ -43,11 +45,22 @@ int virtio_negotiate(struct virtio_dev *vd, uint64_t wanted, uint64_t required)
 	vd->features = offered & wanted;
 	ops->set_features(vd, vd->features);
 	klog("%s: features offered=0x%" PRIx64 " accepted=0x%" PRIx64, vd->name, offered, vd->features);
+	/* Offered and left out on purpose: say so, since a host testing these
+	 * options should not have to decode the masks above. */
+	if (offered & (1ull << VIRTIO_F_RING_PACKED))
+		klog("%s: packed virtqueues offered; using split virtqueues", vd->name);
+	bool access_platform = offered & (1ull << VIRTIO_F_ACCESS_PLATFORM);
+	if (access_platform)
+		klog("%s: VIRTIO_F_ACCESS_PLATFORM offered (device DMA through an IOMMU or a restricted "
+		     "address space); ballast gives devices guest-physical addresses and does not accept it",
+		     vd->name);
 	if (!virtio_has(vd, VIRTIO_F_VERSION_1))
 		return 0; /* legacy devices have no FEATURES_OK step */
 	ops->set_status(vd, VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER | VIRTIO_STATUS_FEATURES_OK);
 	if (!(ops->get_status(vd) & VIRTIO_STATUS_FEATURES_OK)) {
-		virtio_fail(vd, "device refused FEATURES_OK");
+		/* a device may insist on ACCESS_PLATFORM (virtio 1.2, 6.1); QEMU's does */
+		virtio_fail(vd, access_platform ? "device refused FEATURES_OK without VIRTIO_F_ACCESS_PLATFORM"
+		                                : "device refused FEATURES_OK");
 		return -1;
 	}
 	return 0;

@@ -31,8 +31,9 @@ declare -A SOURCES=(
 	[mmio_cmdline]="drivers/virtio/virtio_mmio_cmdline.c kernel/console/parse.c"
 	[stats]="drivers/virtio/stats_plan.c drivers/virtio/balloon_stats.c kernel/console/parse.c"
 	[boot_info]="boot/boot_info.c"
+	[virtio_core]="drivers/virtio/virtio.c"
 )
-ALL=(virtqueue pci_caps parse mmio_cmdline stats boot_info)
+ALL=(virtqueue pci_caps parse mmio_cmdline stats boot_info virtio_core)
 TARGETS=("${@:-${ALL[@]}}")
 
 if ! command -v "$CLANG" >/dev/null; then
