@@ -14,6 +14,7 @@ from __future__ import annotations
 import pytest
 
 from ballast_qemu import BallastVM, image_path
+from boot_paths import BOOT_PATHS, BootPath
 
 _VMS = pytest.StashKey[list]()
 _SHARED_VMS = pytest.StashKey[list]()
@@ -57,6 +58,13 @@ def shared_ballast_vm(request, tmp_path_factory):
     finally:
         for vm in vms:
             vm.kill()
+
+
+@pytest.fixture(params=list(BOOT_PATHS))
+def boot_path(request) -> BootPath:
+    """Runs the test once on each boot path (boot_paths.py): efi-q35, pvh-q35, pvh-pc,
+    pvh-microvm."""
+    return BOOT_PATHS[request.param]
 
 
 @pytest.fixture

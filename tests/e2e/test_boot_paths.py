@@ -11,17 +11,11 @@ import pytest
 
 from ballast_qemu import parse_kv
 from balloon_stats import Balloon
+from boot_paths import BOOT_PATHS, MICROVM_MMIO_MODERN
 
-MMIO_LEGACY = ("-device", "virtio-balloon-device,id=balloon0")
 PATHS = {
-    # id: (boot, machine, devices, extra args, transport line)
-    "efi-q35": ("efi", "q35", ("-device", "virtio-balloon-pci,id=balloon0"), (), "pci-modern"),
-    "pvh-q35": ("pvh", "q35", ("-device", "virtio-balloon-pci,id=balloon0"), (), "pci-modern"),
-    "pvh-pc": ("pvh", "pc", ("-device", "virtio-balloon-pci,id=balloon0"), (), "pci-modern"),
-    # acpi=off: only then does QEMU 7.2 put virtio_mmio.device= on the command line
-    "pvh-microvm-mmio-legacy": ("pvh", "microvm,acpi=off", MMIO_LEGACY, (), "mmio-legacy"),
-    "pvh-microvm-mmio-modern": ("pvh", "microvm,acpi=off", MMIO_LEGACY,
-                                ("-global", "virtio-mmio.force-legacy=false"), "mmio-modern"),
+    **BOOT_PATHS,  # efi-q35, pvh-q35, pvh-pc, pvh-microvm (legacy virtio-mmio, QEMU 7.2's default)
+    "pvh-microvm-mmio-modern": MICROVM_MMIO_MODERN,
 }
 MEMORY = "256M"
 BALLOON_BYTES = 64 << 20
@@ -46,10 +40,10 @@ def assert_timer_ticks(vm) -> None:
 
 @pytest.mark.parametrize("path", list(PATHS))
 def test_boot_path(ballast_vm, path):
-    boot, machine, devices, extra, transport = PATHS[path]
-    vm = ballast_vm(boot=boot, machine=machine, memory=MEMORY, devices=devices, extra_args=extra)
+    p = PATHS[path]
+    vm = ballast_vm(memory=MEMORY, **p.vm_kwargs())
     vm.wait_ready(timeout=60)
-    vm.wait_for_log(rf"ballast: virtio-balloon .*: transport {transport}\b", 1)
+    vm.wait_for_log(rf"ballast: virtio-balloon .*: transport {p.transport}\b", 1)
     vm.wait_for_log(r"ballast: virtio-balloon .*: interrupts: (INTx|GSI \d+)", 1)
 
     assert_timer_ticks(vm)
@@ -80,10 +74,9 @@ def test_boot_path(ballast_vm, path):
     assert int(show["managed"]) == int(show["usable"])
 
 
-@pytest.mark.parametrize("machine", ["q35", "pc", "microvm,acpi=off"])
-def test_pvh_selftest(ballast_vm, machine):
-    devices = MMIO_LEGACY if machine.startswith("microvm") else ("-device", "virtio-balloon-pci,id=balloon0")
-    vm = ballast_vm(boot="pvh", machine=machine, cmdline="selftest", devices=devices)
+@pytest.mark.parametrize("path", ["pvh-q35", "pvh-pc", "pvh-microvm"])
+def test_pvh_selftest(ballast_vm, path):
+    vm = ballast_vm(cmdline="selftest", **BOOT_PATHS[path].vm_kwargs())
     assert vm.wait_exit(60) == 1  # guest status 0 (pass) through isa-debug-exit
     vm.wait_for_log(r"ballast: booting \(pvh front end\)", 1)
     vm.wait_for_log(r"ballast: selftest: PASS \(0 failed\)", 1)
@@ -92,18 +85,12 @@ def test_pvh_selftest(ballast_vm, machine):
 # The smallest -m each path boots to ready with and answers stats exactly at,
 # measured with QEMU 7.2 under TCG: OVMF itself needs 48 MiB (46 MiB stops in the
 # firmware); the PVH image runs in 2 MiB (1 MiB is QEMU's floor below the image).
-SMALLEST = {
-    "efi-q35": ("efi", "q35", "48M", ("-device", "virtio-balloon-pci,id=balloon0")),
-    "pvh-q35": ("pvh", "q35", "2M", ("-device", "virtio-balloon-pci,id=balloon0")),
-    "pvh-pc": ("pvh", "pc", "2M", ("-device", "virtio-balloon-pci,id=balloon0")),
-    "pvh-microvm": ("pvh", "microvm,acpi=off", "2M", MMIO_LEGACY),
-}
+SMALLEST = {"efi-q35": "48M", "pvh-q35": "2M", "pvh-pc": "2M", "pvh-microvm": "2M"}
 
 
 @pytest.mark.parametrize("path", list(SMALLEST))
 def test_smallest_memory(ballast_vm, path):
-    boot, machine, memory, devices = SMALLEST[path]
-    vm = ballast_vm(boot=boot, machine=machine, memory=memory, devices=devices)
+    vm = ballast_vm(memory=SMALLEST[path], **BOOT_PATHS[path].vm_kwargs())
     vm.wait_ready(timeout=60)
     show = parse_kv(vm.console("mem show"))
     assert int(show["managed"]) == int(show["usable"]) == int(show["free"]) + int(show["allocated"])

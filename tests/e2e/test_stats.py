@@ -34,6 +34,7 @@ from typing import Optional, Sequence
 import pytest
 
 from ballast_qemu import parse_kv
+from boot_paths import BOOT_PATHS
 from balloon_stats import (INTERVAL, PERIPHERAL_PATH, STAT_NAMES, Balloon, Update,
                            answer_match, unset_stats)
 
@@ -80,16 +81,23 @@ def enable(bal: Balloon, interval: int) -> list[Update]:
 # ---- one guest shared by the QOM / timing tests ------------------------------------
 
 
+@pytest.fixture(scope="class", params=list(BOOT_PATHS))
+def path(request):
+    return BOOT_PATHS[request.param]
+
+
 @pytest.fixture(scope="class")
-def guest(shared_ballast_vm):
-    vm = shared_ballast_vm()
+def guest(path, shared_ballast_vm):
+    vm = shared_ballast_vm(**path.vm_kwargs())
     vm.wait_ready(BOOT_TIMEOUT)
-    return vm
+    yield vm
+    vm.kill()  # before the next path's guest boots, not when the class ends
 
 
 class TestSharedGuest:
-    """Tests that need one guest with `-device virtio-balloon-pci,id=balloon0` in a known
-    state: polling off, stats answered. Each test restores that state."""
+    """Tests that need one guest with the balloon at /machine/peripheral/balloon0 in a
+    known state: polling off, stats answered. Each test restores that state. The whole
+    class runs once on every boot path (boot_paths.py)."""
 
     @pytest.fixture
     def bal(self, guest):
@@ -104,12 +112,12 @@ class TestSharedGuest:
                 answer_match(guest.console("stats resume"), r"ok paused=0 answered_held=[01]")
             bal.set_interval(0)
 
-    def test_boot_buffer_is_seq1_before_ready(self, guest, bal):
+    def test_boot_buffer_is_seq1_before_ready(self, path, guest, bal):
         log = guest.log_text()
         first = log.find("ballast: stats seq=1 ")
         assert 0 <= first < log.find("ballast: ready"), "seq=1 is not logged before 'ballast: ready'"
         assert min(bal.lines()) == 1
-        assert guest.qmp().cmd("qom-get", path=PERIPHERAL_PATH, property="type") == "virtio-balloon-pci"
+        assert guest.qmp().cmd("qom-get", path=PERIPHERAL_PATH, property="type") == path.qom_type
 
     def test_enable_change_disable(self, bal):
         # Enable with 2 s: the first request comes at once (checked in enable), then
@@ -221,12 +229,12 @@ class TestSharedGuest:
         assert (show["paused"], show["held"], show["failed"]) == (0, 0, 0)
         assert show["seq"] == show["requests"] + 1  # every request answered once, plus the boot buffer
 
-    def test_bad_interval_values(self, bal):
+    def test_bad_interval_values(self, path, bal):
         enable(bal, 1)
         # The seed's last example, literally: no such property, and polling stays on.
         assert bal.qom_set_raw("stats-polling-interval", 0) == {"error": {
             "class": "GenericError",
-            "desc": "Property 'virtio-balloon-pci.stats-polling-interval' not found"}}
+            "desc": f"Property '{path.qom_type}.stats-polling-interval' not found"}}
         # Range checks in balloon_stats_set_poll_interval().
         assert bal.qom_set_raw(INTERVAL, -1) == {"error": {
             "class": "GenericError", "desc": "timer value must be greater than zero"}}
