@@ -183,7 +183,7 @@ def main() -> int:
     for name in paths:
         bp = PATHS[name]
         result["boot"][name] = {
-            "boot": bp.boot, "machine": bp.machine, "device": bp.balloon,
+            "boot": bp.boot, "machine": bp.machine, "device": bp.qom_type,
             **{k: summarize([b[k] for b in boots[name]])
                for k in ("ready_s", "first_stats_s", "kernel_boot_ms", "booting_s",
                          "bds_loading_s", "bds_starting_s")},

@@ -13,7 +13,6 @@ import re
 import sys
 import threading
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Tuple
 
@@ -21,6 +20,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tests" / "e2e"))
 
 from ballast_qemu import DEFAULT_ACCEL, QEMU, BallastVM, parse_kv, parse_size  # noqa: E402,F401
+from boot_paths import BOOT_PATHS, BootPath  # noqa: E402
 
 BALLOON_PATH = "/machine/peripheral/balloon0"
 READY = b"ballast: ready"
@@ -39,26 +39,9 @@ QMP_POLL_S = 0.005      # guest-stats and query-balloon
 BOOT_TIMEOUT = 120.0
 
 
-@dataclass(frozen=True)
-class BootPath:
-    boot: str        # "efi" | "pvh"
-    machine: str
-    balloon: str     # -device driver
-    transport: str   # for the table
-
-    def devices(self, polling: Optional[int]) -> Tuple[str, ...]:
-        opt = f",guest-stats-polling-interval={polling}" if polling else ""
-        return ("-device", f"{self.balloon},id=balloon0{opt}")
-
-
-PATHS: Dict[str, BootPath] = {
-    "efi-q35": BootPath("efi", "q35", "virtio-balloon-pci", "pci"),
-    "pvh-q35": BootPath("pvh", "q35", "virtio-balloon-pci", "pci"),
-    "pvh-pc": BootPath("pvh", "pc", "virtio-balloon-pci", "pci"),
-    # acpi=off: only then does QEMU 7.2 put virtio_mmio.device= on the command line;
-    # legacy virtio-mmio, QEMU 7.2's default.
-    "pvh-microvm": BootPath("pvh", "microvm,acpi=off", "virtio-balloon-device", "mmio"),
-}
+# The e2e suite's boot paths (efi-q35, pvh-q35, pvh-pc, pvh-microvm), booted the same way.
+PATHS = BOOT_PATHS
+POLLING_1S = "guest-stats-polling-interval=1"
 
 
 class _LogWatch:
@@ -97,8 +80,7 @@ def boot_once(path: BootPath, workdir: Path, memory: str) -> dict:
     from QEMU start slowed OVMF by ~2 s (~35%) under TCG on this 2-core machine, and
     the firmware phase is what the trivial images are compared against. The QMP
     connection itself is made at start and stays idle until then."""
-    vm = BallastVM(workdir, boot=path.boot, machine=path.machine, memory=memory,
-                   devices=path.devices(polling=1))
+    vm = BallastVM(workdir, memory=memory, **path.vm_kwargs(POLLING_1S))
     vm.start()
     try:
         log = _LogWatch(vm.serial_log, vm.t_start, tuple(MILESTONES.values()))
@@ -132,8 +114,7 @@ def trivial_once(path: BootPath, image: Path, workdir: Path, memory: str,
     """QEMU start -> exit of a trivial image, on the same command line as ballast's
     boot (same balloon device and polling), only the image differs. The exit time is
     taken by a blocking waitpid, not a poll; a thread notes OVMF's boot manager lines."""
-    vm = BallastVM(workdir, boot=path.boot, machine=path.machine, memory=memory,
-                   devices=path.devices(polling=1), image=image)
+    vm = BallastVM(workdir, memory=memory, image=image, **path.vm_kwargs(POLLING_1S))
     vm.start()
     log = _LogWatch(vm.serial_log, vm.t_start, (BDS_LOADING, BDS_STARTING))
     done = threading.Event()
@@ -228,8 +209,7 @@ def stats_latency(path: BootPath, workdir: Path, memory: str, requests: int,
     trace_file.unlink(missing_ok=True)
     extra = [a for ev in TRACE_EVENTS for a in ("-trace", f"enable={ev}")]
     extra += ["-D", str(trace_file), "-msg", "timestamp=on"]
-    vm = BallastVM(workdir, boot=path.boot, machine=path.machine, memory=memory,
-                   devices=path.devices(polling=1), extra_args=extra)
+    vm = BallastVM(workdir, memory=memory, **path.vm_kwargs(POLLING_1S, extra_args=extra))
     vm.start()
     try:
         vm.wait_ready(BOOT_TIMEOUT)
@@ -261,8 +241,7 @@ def throughput(path: BootPath, workdir: Path, memory: str, cycles: int) -> dict:
     ram = parse_size(memory)
     half = ram // 2
     pages = (ram - half) // PAGE
-    vm = BallastVM(workdir, boot=path.boot, machine=path.machine, memory=memory,
-                   devices=path.devices(polling=None))
+    vm = BallastVM(workdir, memory=memory, **path.vm_kwargs())
     vm.start()
     try:
         vm.wait_ready(BOOT_TIMEOUT)
