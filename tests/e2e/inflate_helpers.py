@@ -125,9 +125,10 @@ def invariant_errors(m: Dict, deflate_on_oom: bool) -> List[str]:
     def need(ok: bool, what: str) -> None:
         if not ok:
             errs.append(what)
-    cached = m.get("cached", 0)  # the reclaimable cache, where the guest has one
-    need(m["managed"] == m["free"] + m["allocated"] + cached,
-         f"managed {m['managed']} != free {m['free']} + allocated {m['allocated']} + cached {cached}")
+    cached = m.get("cached", 0)  # the reclaimable cache: allocated pages the allocator may take back
+    need(m["managed"] == m["free"] + m["allocated"],
+         f"managed {m['managed']} != free {m['free']} + allocated {m['allocated']}")
+    need(cached <= m["allocated"], f"cached {cached} > allocated {m['allocated']} (cached is part of allocated)")
     need(m["managed"] + m["offline"] == m["usable"],
          f"managed {m['managed']} + offline {m['offline']} != usable {m['usable']}")
     blocks = sum(n << order for order, n in enumerate(m["free_blocks"]))
@@ -162,26 +163,29 @@ class Baseline:
     page_tables: int
     free: int
     managed: int
+    cached: int = 0
 
     @classmethod
     def of(cls, m: Dict) -> "Baseline":
         assert m["balloon_pages"] == 0 and at_rest(m), f"baseline taken with a balloon: {m}"
-        return cls(m["allocated"], heap_pages(m), m["page_tables"], m["free"], m["managed"])
+        return cls(m["allocated"], heap_pages(m), m["page_tables"], m["free"], m["managed"], m.get("cached", 0))
 
     def expected_allocated(self, m: Dict, held_pages: int, deflate_on_oom: bool) -> int:
         """Allocated pages at rest: the baseline, heap and page-table growth since,
-        the test's own allocations, the tracking pages, and (deflate-on-oom) the
-        ballooned pages themselves."""
+        the test's own allocations, the tracking pages, the cache's growth (cached
+        pages are allocated ones) and (deflate-on-oom) the ballooned pages themselves."""
         pages = m["balloon_pages"]
         return (self.allocated + (heap_pages(m) - self.heap_pages) + (m["page_tables"] - self.page_tables)
-                + held_pages + chunk_pages(pages) + (pages if deflate_on_oom else 0))
+                + held_pages + chunk_pages(pages) + (m.get("cached", 0) - self.cached)
+                + (pages if deflate_on_oom else 0))
 
     def assert_allocated(self, m: Dict, held_pages: int, deflate_on_oom: bool, what: str = "") -> None:
         want = self.expected_allocated(m, held_pages, deflate_on_oom)
         assert m["allocated"] == want, (
             f"{what}: allocated {m['allocated']} != {want} = baseline {self.allocated} "
             f"+ heap {heap_pages(m) - self.heap_pages} + page tables {m['page_tables'] - self.page_tables} "
-            f"+ held {held_pages} + tracking {chunk_pages(m['balloon_pages'])}"
+            f"+ held {held_pages} + tracking {chunk_pages(m['balloon_pages'])} "
+            f"+ cache {m.get('cached', 0) - self.cached}"
             f"{' + ballooned ' + str(m['balloon_pages']) if deflate_on_oom else ''}\nmem show: {m}")
 
 
