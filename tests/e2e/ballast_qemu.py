@@ -137,11 +137,15 @@ class Console:
     buffer would fill and the guest's serial writes would stall, changing timing.
     """
 
-    def __init__(self, path: str, timeout: float, eol: str):
+    def __init__(self, path, timeout: float, eol: str, sock: Optional[socket.socket] = None):
+        """Connects to `path` (a unix socket path or a (host, port) tuple), or takes
+        `sock`, already connected (a chardev that connected to the test)."""
         self.eol = eol
         self.lines: "queue.Queue[str]" = queue.Queue()
         self.last_transcript: List[str] = []  # lines since the previous answer
-        self._sock = _connect_tcp(path, timeout) if isinstance(path, tuple) else _connect_unix(path, timeout)
+        if sock is None:
+            sock = _connect_tcp(path, timeout) if isinstance(path, tuple) else _connect_unix(path, timeout)
+        self._sock = sock
         self._stop = False
         self._thread = threading.Thread(target=self._read, daemon=True)
         self._thread.start()
