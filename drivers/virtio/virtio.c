@@ -58,8 +58,8 @@ int virtio_negotiate(struct virtio_dev *vd, uint64_t wanted, uint64_t required)
 		return 0; /* legacy devices have no FEATURES_OK step */
 	ops->set_status(vd, VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER | VIRTIO_STATUS_FEATURES_OK);
 	if (!(ops->get_status(vd) & VIRTIO_STATUS_FEATURES_OK)) {
-		/* a device may insist on ACCESS_PLATFORM (virtio 1.2, 6.1); QEMU's does */
-		virtio_fail(vd, access_platform ? "device refused FEATURES_OK without VIRTIO_F_ACCESS_PLATFORM"
+		/* a device may insist on ACCESS_PLATFORM (virtio 1.2, 6.2); QEMU's does */
+		virtio_fail(vd, access_platform ? "device refused FEATURES_OK (ACCESS_PLATFORM offered, not accepted)"
 		                                : "device refused FEATURES_OK");
 		return -1;
 	}

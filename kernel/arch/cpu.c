@@ -18,11 +18,12 @@
 #define PIT_CMD           0x43
 #define PIT_CMD_CH0_MODE2 0x34 /* channel 0, lobyte/hibyte, rate generator */
 #define PIT_CMD_CH0_LATCH 0x00
-/* 2 ms is 2386 PIT counts, so +-1 count is 0.04%. A longer window buys
- * nothing under QEMU: the emulated PIT and the TSC both follow host time,
- * so a vCPU descheduled mid-window skews neither. It was 10 ms, a third
- * of the whole boot on microvm. */
+/* 2 ms is 2386 PIT counts, so +-1 count is 0.04%. Under QEMU the emulated
+ * PIT and the TSC both follow host time, so a vCPU descheduled inside the
+ * window skews neither; only stalls at its two ends do, and those are read
+ * out (pit_ch0_read_at). It was 10 ms, a third of the boot on microvm. */
 #define TSC_CALIBRATE_MS  2
+#define TSC_CALIBRATE_SAMPLES 5 /* bracketed readings at each end of the window */
 #define TSC_FALLBACK_KHZ  1000000 /* if the PIT never moves */
 #define TSC_CALIBRATE_SPINS 100000000ull
 
@@ -44,21 +45,42 @@ static uint16_t pit_ch0_read(void)
 	return (uint16_t)(lo | inb(PIT_CH0_DATA) << 8);
 }
 
+/* One PIT reading paired with the TSC at the moment it was taken: the
+ * midpoint of rdtsc before and after the latch, from the attempt with the
+ * shortest gap. The short window makes the ends matter: a vCPU stalled
+ * between latch and rdtsc (a port access waiting for QEMU's lock, a host
+ * preemption) would otherwise put the whole stall into the measurement. */
+static uint16_t pit_ch0_read_at(uint64_t *tsc)
+{
+	uint64_t best_gap = UINT64_MAX;
+	uint16_t value = 0;
+	for (unsigned i = 0; i < TSC_CALIBRATE_SAMPLES; i++) {
+		uint64_t before = rdtsc();
+		uint16_t v = pit_ch0_read();
+		uint64_t after = rdtsc();
+		if (after - before < best_gap) {
+			best_gap = after - before;
+			value = v;
+			*tsc = before + (after - before) / 2;
+		}
+	}
+	return value;
+}
+
 void tsc_calibrate(void)
 {
 	const uint32_t wait = PIT_HZ / (1000 / TSC_CALIBRATE_MS);
 	outb(PIT_CMD, PIT_CMD_CH0_MODE2);
 	outb(PIT_CH0_DATA, 0xff);
 	outb(PIT_CH0_DATA, 0xff);
-	uint16_t start = pit_ch0_read();
-	uint64_t t0 = rdtsc();
+	uint64_t t0, t1;
+	uint16_t start = pit_ch0_read_at(&t0);
 	for (uint64_t spins = 0; spins < TSC_CALIBRATE_SPINS; spins++) {
 		/* counts down and wraps at 0xffff, 55 ms: the difference is the
 		 * ticks elapsed */
-		uint16_t elapsed = (uint16_t)(start - pit_ch0_read());
-		if (elapsed >= wait) {
-			uint64_t ticks = rdtsc() - t0;
-			tsc_khz_value = ticks * PIT_HZ / ((uint64_t)elapsed * 1000);
+		if ((uint16_t)(start - pit_ch0_read()) >= wait) {
+			uint16_t elapsed = (uint16_t)(start - pit_ch0_read_at(&t1));
+			tsc_khz_value = (t1 - t0) * PIT_HZ / ((uint64_t)elapsed * 1000);
 			if (tsc_khz_value == 0)
 				tsc_khz_value = TSC_FALLBACK_KHZ;
 			return;

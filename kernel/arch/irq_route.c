@@ -14,6 +14,8 @@ struct madt {
 } __attribute__((packed));
 _Static_assert(sizeof(struct madt) == 44, "MADT header");
 
+/* MP spec default configurations (and QEMU): the PIT's IRQ 0 on INTIN2 */
+#define IOAPIC_PIN_ISA_IRQ0 2
 #define MADT_IOAPIC 1
 #define MADT_ISO    2
 #define MADT_ISO_POLARITY_MASK 0x3
@@ -134,7 +136,7 @@ int irq_init(void)
 		 * 8259's output; an MADT says so with an override), and QEMU's
 		 * IOAPIC wires it there on every machine, microvm included. With
 		 * pin 0 the timer never ticked on microvm: no retries, no delays. */
-		isa_map[0].gsi = 2;
+		isa_map[0].gsi = IOAPIC_PIN_ISA_IRQ0;
 		if (lapic_init(0) < 0 || ioapic_count == 0)
 			return -1;
 		return 0;

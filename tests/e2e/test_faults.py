@@ -286,7 +286,7 @@ def test_zerolen(ballast_vm):
     assert (show["seq"], show["requests"], show["failed"]) == (sent["seq"], sent["requests"], 1)
     assert g.mem()["balloon_failed"] == 1
     # The guest itself is alive: console and memory manager answer.
-    assert g.cmd("help") == "ok commands=stats,persona,mem,cache,help"
+    assert g.cmd("help") == "ok commands=stats,persona,mem,cache,uptime,help"
     mem = g.mem()
     assert mem["managed"] == mem["free"] + mem["allocated"]
     assert re.fullmatch(r"ok id=\d+ bytes=1048576 blocks=\d+", g.cmd("mem alloc 1M"))

@@ -29,12 +29,11 @@ struct fake_transport {
 	uint64_t driver_features;
 	uint32_t generation;
 	uint8_t config[FAKE_CONFIG_SIZE];
-	unsigned config_reads, status_writes;
+	unsigned config_reads;
 	uint8_t pending_status_after_reset;
 };
 
 static char fake_last_log[512];
-static unsigned fake_log_lines;
 
 void kprintf(const char *fmt, ...)
 {
@@ -42,7 +41,6 @@ void kprintf(const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(fake_last_log, sizeof(fake_last_log), fmt, ap);
 	va_end(ap);
-	fake_log_lines++;
 }
 
 static struct fake_transport *fake_of(struct virtio_dev *vd) { return vd->transport; }
@@ -60,7 +58,6 @@ static uint8_t fake_get_status(struct virtio_dev *vd)
 static void fake_set_status(struct virtio_dev *vd, uint8_t status)
 {
 	struct fake_transport *t = fake_of(vd);
-	t->status_writes++;
 	if (status == 0) {
 		t->pending_status_after_reset = t->status; /* still reads as before for a while */
 		t->status = 0;
