@@ -50,7 +50,8 @@ SETTLE_TIMEOUT = 30
 # Keys `mem show` must carry; the guest may add more (they are parsed, not checked).
 MEM_SHOW_KEYS = (
     "usable", "managed", "free", "allocated", "offline", "allocs", "frees", "alloc_failures",
-    "huge_allocs", "huge_failures", "minor_faults", "heap_bytes", "heap_pages", "heap_reserved", "page_tables",
+    "huge_allocs", "huge_failures", "minor_faults", "heap_bytes", "heap_pages", "heap_reserved", "heap_in_use",
+    "page_tables",
     "free_blocks", "balloon_pages", "balloon_target", "balloon_inflating", "balloon_deflating",
     "balloon_inflated_total", "balloon_deflated_total", "deflate_on_oom", "oom_deflates",
     "oom_pages", "balloon_failed",

@@ -153,11 +153,17 @@ def test_oom_kill(g):
     # kernel reports `heap_reserved`) and page tables the block list needed.
     kept = sum(mem.get(k, 0) - base.mem.get(k, 0) for k in ("heap_pages", "heap_reserved", "page_tables"))
     assert mem["allocated"] - base.mem["allocated"] == kept, (base.mem, mem)
+    # ... and those pages hold nothing: the block list went back to malloc.
+    assert mem["heap_in_use"] == base.mem["heap_in_use"], (
+        f"the killed allocation left {mem['heap_in_use'] - base.mem['heap_in_use']} bytes on the heap")
     assert mem["free"] == base.mem["free"] - kept
     # The stats: no cache, available = free.
     assert snap.stats["stat-disk-caches"] == 0
     assert snap.stats["stat-available-memory"] == snap.stats["stat-free-memory"] == mem["free"] * PAGE
     # The guest goes on: a fitting allocation works and is not an OOM kill.
-    assert re.fullmatch(r"ok id=\d+ bytes=1048576 blocks=\d+", g.cmd("mem alloc 1M"))
+    a = re.fullmatch(r"ok id=(\d+) bytes=1048576 blocks=\d+", g.cmd("mem alloc 1M"))
+    assert a, "mem alloc 1M after the OOM kill"
     assert g.cache()["oom_kills"] == c1["oom_kills"]
+    assert g.cmd(f"mem free {a.group(1)}") == "ok freed=1048576 allocations=1"
+    assert g.mem()["heap_in_use"] == base.mem["heap_in_use"]
 

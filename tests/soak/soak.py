@@ -32,11 +32,12 @@ per step. The soak makes that exact instead of picking a slack:
   hold live (~2 MiB with 512 MiB of RAM), so afterwards the break, the heap's pages
   and the page tables must not move at all: the bound is 0, at every step;
 - at each checkpoint (every minute and at the end: everything freed, cache dropped,
-  balloon empty; the page counters must then be exactly the warm-up's) a single
-  `mem touch` of the whole free heap must fit without moving the break. It fits only
-  if nothing at all is left allocated in it, so a leak of a few bytes fails at the
-  next checkpoint, though the arena would hide it from the break for thousands of
-  steps.
+  balloon empty; the page counters must then be exactly the warm-up's) the bytes in
+  live heap chunks (`heap_in_use`, newlib's mallinfo) must be exactly the first
+  checkpoint's, so a leak of a few bytes fails at the next checkpoint, though the
+  arena would hide it from the break for thousands of steps; and a single
+  `mem touch` of the whole free heap must fit without moving the break (the free
+  heap is one block again: no fragmentation left behind either).
 """
 
 from __future__ import annotations
@@ -217,7 +218,8 @@ class Soak:
         invariants(snap.mem, "at a stats check")
         self.g.assert_exact(snap, ballast_view(snap.mem))
         if self.m is not None:
-            keys = ("free", "allocated", "cached", "managed", "balloon_pages", "heap_bytes", "minor_faults")
+            keys = ("free", "allocated", "cached", "managed", "balloon_pages", "heap_bytes", "heap_in_use",
+                    "minor_faults")
             moved = {k: (self.m[k], snap.mem[k]) for k in keys if self.m[k] != snap.mem[k]}
             assert not moved, f"counters moved while the guest was at rest: {moved}"
         self.count["stats checks"] += 1
@@ -416,10 +418,13 @@ class Soak:
         self.cmd("cache drop")
         m = self.settle(0)
         if first:
-            self.base, self.arena = Baseline.of(m), m["heap_bytes"]
+            self.base, self.arena, self.in_use = Baseline.of(m), m["heap_bytes"], m["heap_in_use"]
             self.heap["start"] = m
             self.boot_seq = self.g.show()
         self.check_model(m)
+        assert m["heap_in_use"] == self.in_use, (
+            f"a heap leak: {m['heap_in_use'] - self.in_use} bytes still in live heap chunks after `mem free all` "
+            f"(heap_in_use {m['heap_in_use']}, {self.in_use} at the first checkpoint)")
         free_heap = m["heap_bytes"] - self.boot_heap
         a = answer(r"ok id=(\d+) bytes=(\d+) minor_faults=(\d+)", self.cmd(f"mem touch {free_heap - self.header}"),
                    "the heap probe")
@@ -448,10 +453,10 @@ class Soak:
         ops = ", ".join(f"{k[3:]} {v}" for k, v in sorted(c.items()) if k.startswith("op "))
         kinds = ", ".join(f"{k[7:]} {v}" for k, v in sorted(c.items()) if k.startswith("target ") and
                           k not in ("targets set", "targets reached", "targets refused"))
-        hp = lambda x: f"{x['heap_bytes']} bytes / {heap_pages(x)} pages"
+        hp = lambda x: f"{x['heap_bytes']} bytes / {heap_pages(x)} pages, {x['heap_in_use']} in use"
         return "\n".join([
             f"soak passed: seed={seed}, {seconds:.0f}s, {self.step_no} steps, {c['checkpoints']} checkpoints "
-            f"(heap probe passed each time)",
+            f"(heap in use back to {self.in_use} bytes and the heap probe passed each time)",
             f"  stats: guest answered seq {s0['seq']} -> {s1['seq']} ({s1['seq'] - s0['seq']} buffers, "
             f"requests {s0['requests']} -> {s1['requests']}); {c['stats checks']} checks, each a new "
             f"last-update, host == guest line == mem show",
