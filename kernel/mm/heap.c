@@ -36,20 +36,24 @@ static uint64_t reserve_pop(void)
 	return pa;
 }
 
-/* Takes `pages` pages and the page tables the range needs; all or none. */
+/* Takes `pages` pages and the page tables the range needs; all or none.
+ * The pages come first: a growth that cannot have them (the usual failure)
+ * then never builds tables, and tables built for a growth that fails after
+ * all are freed again, or a failed `malloc(1G)` would keep 2 MiB of them. */
 static int reserve(uint64_t va_start, uint64_t va_end)
 {
 	uint64_t pages = (va_end - va_start) / PAGE_SIZE, got = 0;
-	if (paging_prepare_tables(va_start, va_end) < 0)
-		return -1;
 	for (; got < pages; got++) {
 		uint64_t pa = page_alloc(0);
 		if (pa == PMM_NO_PAGE)
 			break;
 		reserve_push(pa);
 	}
-	if (got == pages)
-		return 0;
+	if (got == pages) {
+		if (paging_prepare_tables(va_start, va_end) == 0)
+			return 0;
+		paging_release_tables(va_start, HEAP_REGION_END);
+	}
 	while (got--)
 		page_free(reserve_pop(), 0);
 	return -1;

@@ -10,6 +10,12 @@
  * half. */
 #define HEAP_BASE   0x0000400000000000ull
 #define HEAP_WINDOW (64ull << 30)
+/* The span of the PML4 entry the window lies in: nothing else is mapped
+ * there, so every table in it is the heap's. */
+#define HEAP_REGION_SPAN (1ull << 39)
+#define HEAP_REGION_END (HEAP_BASE + HEAP_REGION_SPAN)
+_Static_assert(HEAP_BASE % HEAP_REGION_SPAN == 0, "the heap starts a PML4 entry");
+_Static_assert(HEAP_WINDOW <= HEAP_REGION_SPAN, "the heap window fits one PML4 entry");
 
 struct heap_counters {
 	uint64_t brk_bytes;      /* sbrk'd size of the heap */

@@ -173,6 +173,38 @@ int paging_prepare_tables(uint64_t start, uint64_t end)
 	return 0;
 }
 
+/* Frees the tables under `table` (at `level`, its first entry mapping
+ * `base`) whose whole span lies in [start, end) and that map nothing;
+ * returns whether `table` itself maps nothing any more. */
+static bool release_empty(uint64_t *table, unsigned level, uint64_t base, uint64_t start, uint64_t end)
+{
+	uint64_t span = 1ull << (PAGE_SHIFT + 9 * (level - 1));
+	bool empty = true;
+	for (unsigned i = 0; i < ENTRIES; i++) {
+		uint64_t va = base + i * span, e = table[i];
+		if (!(e & PTE_PRESENT))
+			continue;
+		if (level > 1 && !(e & PTE_LARGE) && va < end && va + span > start &&
+		    release_empty(phys_to_virt(e & PTE_ADDR_MASK), level - 1, va, start, end) &&
+		    va >= start && va + span <= end) {
+			table[i] = 0;
+			page_free(e & PTE_ADDR_MASK, 0);
+			table_pages--;
+			continue;
+		}
+		empty = false;
+	}
+	return empty;
+}
+
+void paging_release_tables(uint64_t start, uint64_t end)
+{
+	uint64_t before = table_pages;
+	release_empty(pml4, 4, 0, start, end);
+	if (table_pages != before)
+		write_cr3(read_cr3()); /* the paging-structure caches may hold a freed table */
+}
+
 uint64_t paging_unmap_page(uint64_t va)
 {
 	uint64_t *pte = walk(va, 1, false);

@@ -29,6 +29,9 @@ int paging_map_page(uint64_t va, uint64_t pa, uint64_t flags);
 /* Creates the page tables that 4 KiB mappings in [start, end) will need,
  * so that mapping there later needs no memory. */
 int paging_prepare_tables(uint64_t start, uint64_t end);
+/* Frees the page tables whose whole span lies in [start, end) and that map
+ * nothing: what paging_prepare_tables made for a growth that then failed. */
+void paging_release_tables(uint64_t start, uint64_t end);
 /* Unmaps a 4 KiB page; returns its physical address or 0 if none. */
 uint64_t paging_unmap_page(uint64_t va);
 bool paging_is_mapped(uint64_t va);

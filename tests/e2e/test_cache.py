@@ -151,7 +151,7 @@ def test_oom_kill(g):
     assert mem["alloc_failures"] == base.mem["alloc_failures"] + 1
     # Nothing kept: only the heap pages (touched, or reserved at sbrk where the
     # kernel reports `heap_reserved`) and page tables the block list needed.
-    kept = sum(mem.get(k, 0) - base.mem.get(k, 0) for k in ("heap_pages", "heap_reserved", "page_tables"))
+    kept = sum(mem[k] - base.mem[k] for k in ("heap_pages", "heap_reserved", "page_tables"))
     assert mem["allocated"] - base.mem["allocated"] == kept, (base.mem, mem)
     # ... and those pages hold nothing: the block list went back to malloc.
     assert mem["heap_in_use"] == base.mem["heap_in_use"], (
@@ -167,3 +167,29 @@ def test_oom_kill(g):
     assert g.cmd(f"mem free {a.group(1)}") == "ok freed=1048576 allocations=1"
     assert g.mem()["heap_in_use"] == base.mem["heap_in_use"]
 
+
+
+def test_heap_growth_that_cannot_fit_keeps_nothing(g):
+    """A `mem touch` the free pages cannot back fails whole (kernel/mm/heap.c): sbrk
+    takes the pages first, then the page tables the range needs, and gives both back
+    when either runs out, so the guest is left exactly as it was."""
+    base = g.mem()
+    assert (base["cached"], base["balloon_pages"]) == (0, 0)
+    free = base["free"]
+    # Twice the free pages: the pages run out. Eight pages short of the free ones: the
+    # pages fit, the ~free/512 page tables do not (the path that once kept them).
+    for pages in (2 * free, free - 8):
+        size = pages * PAGE
+        assert g.cmd(f"mem touch {size}") == f"err heap cannot grow by {size} bytes"
+        m = g.mem()
+        kept = {k: (base[k], m[k]) for k in ("free", "allocated", "page_tables", "heap_bytes", "heap_pages",
+                                              "heap_reserved", "heap_in_use", "offline") if m[k] != base[k]}
+        assert not kept, f"a failed mem touch of {pages} pages kept {kept} (before, after)"
+        assert m["alloc_failures"] == base["alloc_failures"] + 1, (base["alloc_failures"], m["alloc_failures"])
+        base = m
+    # The guest goes on: a growth that fits works and gives back all it held.
+    a = re.fullmatch(r"ok id=(\d+) bytes=1048576 minor_faults=256", g.cmd("mem touch 1M"))
+    assert a, g.received[-1]
+    assert g.cmd(f"mem free {a.group(1)}") == "ok freed=1048576 allocations=1"
+    assert g.mem()["heap_in_use"] == base["heap_in_use"]
+    after(g)
