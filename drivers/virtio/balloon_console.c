@@ -74,9 +74,14 @@ static bool stats_unfault(struct balloon *b)
 #define STATS_OVERLONG_PAD 256
 #define STATS_DELAY_MAX_MS 600000
 
-/* Changes to how answers look; all apply from the next answer on. Returns
- * false if the words are not one of them. */
-static bool stats_fault(struct balloon *b, int argc, char **argv)
+/* How stats_fault went: applied, not one of its words, or one of its words
+ * with a bad argument (then *why says what is wrong). */
+enum fault_result { FAULT_APPLIED, FAULT_NOT_A_FAULT, FAULT_BAD_ARGUMENT };
+
+#define STATS_TAG_HINT "a tag is 0 to 15 or a name such as free-memory"
+
+/* Changes to how answers look; all apply from the next answer on. */
+static enum fault_result stats_fault(struct balloon *b, int argc, char **argv, char *why, size_t why_len)
 {
 	struct stats_plan *p = &b->plan;
 	const char *what = argv[1];
@@ -94,22 +99,41 @@ static bool stats_fault(struct balloon *b, int argc, char **argv)
 		p->truncate = STATS_TRUNCATE_BYTES;
 	else if (argc == 2 && strcmp(what, "overlong") == 0)
 		p->pad = STATS_OVERLONG_PAD;
-	else if (argc == 3 && strcmp(what, "duplicate") == 0 && (tag = stats_tag_parse(argv[2])) >= 0)
-		p->duplicate = (uint16_t)tag;
-	else if (argc == 3 && strcmp(what, "order") == 0 && strcmp(argv[2], "reverse") == 0)
-		reverse_tags(p);
-	else if (argc == 3 && strcmp(what, "delay") == 0 && parse_u64(argv[2], &v) && v <= STATS_DELAY_MAX_MS)
-		b->delay_ms = (uint32_t)v;
-	else if (argc == 4 && strcmp(what, "set") == 0 && (tag = stats_tag_parse(argv[2])) >= 0 &&
-	         parse_u64(argv[3], &v)) {
-		p->override_mask |= 1u << tag;
-		p->override_val[tag] = v;
-	} else if (argc == 2 && strcmp(what, "normal") == 0) {
+	else if (argc == 2 && strcmp(what, "normal") == 0) {
 		stats_plan_persona(p, p->persona);
 		stats_unfault(b);
+	} else if (argc == 3 && strcmp(what, "duplicate") == 0) {
+		if ((tag = stats_tag_parse(argv[2])) < 0) {
+			snprintf(why, why_len, "bad tag '%s' (" STATS_TAG_HINT ")", argv[2]);
+			return FAULT_BAD_ARGUMENT;
+		}
+		p->duplicate = (uint16_t)tag;
+	} else if (argc == 3 && strcmp(what, "order") == 0) {
+		if (strcmp(argv[2], "reverse") != 0) {
+			snprintf(why, why_len, "bad order '%s' (reverse is the one other order)", argv[2]);
+			return FAULT_BAD_ARGUMENT;
+		}
+		reverse_tags(p);
+	} else if (argc == 3 && strcmp(what, "delay") == 0) {
+		if (!parse_u64(argv[2], &v) || v > STATS_DELAY_MAX_MS) {
+			snprintf(why, why_len, "bad delay '%s' (0 to %d ms)", argv[2], STATS_DELAY_MAX_MS);
+			return FAULT_BAD_ARGUMENT;
+		}
+		b->delay_ms = (uint32_t)v;
+	} else if (argc == 4 && strcmp(what, "set") == 0) {
+		if ((tag = stats_tag_parse(argv[2])) < 0) {
+			snprintf(why, why_len, "bad tag '%s' (" STATS_TAG_HINT ")", argv[2]);
+			return FAULT_BAD_ARGUMENT;
+		}
+		if (!parse_u64(argv[3], &v)) {
+			snprintf(why, why_len, "bad value '%s' (0 to 18446744073709551615)", argv[3]);
+			return FAULT_BAD_ARGUMENT;
+		}
+		p->override_mask |= 1u << tag;
+		p->override_val[tag] = v;
 	} else
-		return false;
-	return true;
+		return FAULT_NOT_A_FAULT;
+	return FAULT_APPLIED;
 }
 
 static const char stats_usage[] =
@@ -157,12 +181,16 @@ static void cmd_stats(int argc, char **argv)
 			console_err("the extra buffer is already with the host");
 		else
 			console_ok("extra=1 seq=%" PRIu64, seq);
-	} else if (stats_fault(b, argc, argv)) {
-		irq_restore(flags);
-		answer_mode(b);
 	} else {
+		char why[96];
+		enum fault_result r = stats_fault(b, argc, argv, why, sizeof(why));
 		irq_restore(flags);
-		console_err("%s", stats_usage);
+		if (r == FAULT_APPLIED)
+			answer_mode(b);
+		else if (r == FAULT_BAD_ARGUMENT)
+			console_err("%s", why);
+		else
+			console_err("%s", stats_usage);
 	}
 }
 
@@ -222,12 +250,14 @@ static void configure_from_cmdline(const char *cmdline)
 	stats_plan_default(&b->plan);
 	if (cmdline_find(cmdline, "persona", value, sizeof(value)) && stats_plan_persona(&b->plan, value) < 0)
 		klog("balloon: unknown persona '%s' on the command line; using ballast", value);
-	if (cmdline_find(cmdline, "stats_fault", value, sizeof(value)) && !stats_fault(b, 2, argv))
+	char why[96];
+	if (cmdline_find(cmdline, "stats_fault", value, sizeof(value)) &&
+	    stats_fault(b, 2, argv, why, sizeof(why)) != FAULT_APPLIED)
 		klog("balloon: unknown stats_fault '%s' on the command line", value);
 	if (cmdline_find(cmdline, "stats_delay", value, sizeof(value))) {
 		char *dargv[3] = { "stats", "delay", value };
-		if (!stats_fault(b, 3, dargv))
-			klog("balloon: bad stats_delay '%s' on the command line", value);
+		if (stats_fault(b, 3, dargv, why, sizeof(why)) != FAULT_APPLIED)
+			klog("balloon: stats_delay on the command line: %s", why);
 	}
 	b->stats_paused = cmdline_find(cmdline, "stats_paused", NULL, 0);
 }
