@@ -29,11 +29,12 @@ from dataclasses import dataclass, field
 from typing import Dict, List, Optional
 
 from ballast_qemu import BallastVM
+from mem_show import parse_mem_show
 
 
 def heap_pages(m) -> int:
     """Pages the heap holds: backed ones and the ones sbrk reserved for first touch."""
-    return m["heap_pages"] + m.get("heap_reserved", 0)
+    return m["heap_pages"] + m["heap_reserved"]
 
 PAGE = 4096
 MiB = 1 << 20
@@ -47,16 +48,6 @@ MAX_LATE_CHUNKS = -(-PFNS_PER_BUF * BUFS // CHUNK_PFNS) + 1
 BOOT_TIMEOUT = 90
 SETTLE_TIMEOUT = 30
 
-# Keys `mem show` must carry; the guest may add more (they are parsed, not checked).
-MEM_SHOW_KEYS = (
-    "usable", "managed", "free", "allocated", "offline", "allocs", "frees", "alloc_failures",
-    "huge_allocs", "huge_failures", "minor_faults", "heap_bytes", "heap_pages", "heap_reserved", "heap_in_use",
-    "page_tables",
-    "free_blocks", "balloon_pages", "balloon_target", "balloon_inflating", "balloon_deflating",
-    "balloon_inflated_total", "balloon_deflated_total", "deflate_on_oom", "oom_deflates",
-    "oom_pages", "balloon_failed",
-)
-_SHOW_LINE = re.compile(r"ok(?: [a-z_]+=[0-9]+(?:,[0-9]+)*)+")
 HOLD_RE = re.compile(
     r"ballast: balloon: target (\d+) pages not reachable: keeping (\d+) free pages for the kernel; "
     r"holding at (\d+)$", re.M)
@@ -104,16 +95,8 @@ def wait_line(vm: BallastVM, regex: str, timeout: float) -> re.Match:
 
 
 def mem_show(vm: BallastVM) -> Dict:
-    """`mem show` parsed to ints (free_blocks to a list); the whole line must be
-    key=value pairs and carry every key of MEM_SHOW_KEYS."""
-    line = console(vm, "mem show")
-    assert _SHOW_LINE.fullmatch(line), f"'mem show' answered a malformed line: {line!r}"
-    kv = dict(tok.split("=", 1) for tok in line.split()[1:])
-    missing = [k for k in MEM_SHOW_KEYS if k not in kv]
-    assert not missing, f"'mem show' lacks {missing}: {line!r}"
-    m: Dict = {k: int(v) for k, v in kv.items() if "," not in v}
-    m["free_blocks"] = [int(x) for x in kv["free_blocks"].split(",")]
-    return m
+    """`mem show` parsed (mem_show.parse_mem_show: every documented key)."""
+    return parse_mem_show(console(vm, "mem show"))
 
 
 def at_rest(m: Dict) -> bool:
@@ -126,7 +109,7 @@ def invariant_errors(m: Dict, deflate_on_oom: bool) -> List[str]:
     def need(ok: bool, what: str) -> None:
         if not ok:
             errs.append(what)
-    cached = m.get("cached", 0)  # the reclaimable cache: allocated pages the allocator may take back
+    cached = m["cached"]  # the reclaimable cache: allocated pages the allocator may take back
     need(m["managed"] == m["free"] + m["allocated"],
          f"managed {m['managed']} != free {m['free']} + allocated {m['allocated']}")
     need(cached <= m["allocated"], f"cached {cached} > allocated {m['allocated']} (cached is part of allocated)")
@@ -169,7 +152,7 @@ class Baseline:
     @classmethod
     def of(cls, m: Dict) -> "Baseline":
         assert m["balloon_pages"] == 0 and at_rest(m), f"baseline taken with a balloon: {m}"
-        return cls(m["allocated"], heap_pages(m), m["page_tables"], m["free"], m["managed"], m.get("cached", 0))
+        return cls(m["allocated"], heap_pages(m), m["page_tables"], m["free"], m["managed"], m["cached"])
 
     def expected_allocated(self, m: Dict, held_pages: int, deflate_on_oom: bool) -> int:
         """Allocated pages at rest: the baseline, heap and page-table growth since,
@@ -177,7 +160,7 @@ class Baseline:
         pages are allocated ones) and (deflate-on-oom) the ballooned pages themselves."""
         pages = m["balloon_pages"]
         return (self.allocated + (heap_pages(m) - self.heap_pages) + (m["page_tables"] - self.page_tables)
-                + held_pages + chunk_pages(pages) + (m.get("cached", 0) - self.cached)
+                + held_pages + chunk_pages(pages) + (m["cached"] - self.cached)
                 + (pages if deflate_on_oom else 0))
 
     def assert_allocated(self, m: Dict, held_pages: int, deflate_on_oom: bool, what: str = "") -> None:

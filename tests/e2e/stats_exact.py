@@ -22,7 +22,8 @@ import time
 from dataclasses import dataclass
 from typing import Callable, Dict, Iterable, List, Optional, Tuple
 
-from ballast_qemu import BallastVM, parse_kv
+from ballast_qemu import BallastVM
+from mem_show import parse_mem_show
 from balloon_stats import MORE_FIELDS, STAT_NAMES, STATS_LINE, UNSET, Balloon
 # a zero-length buffer: QEMU 7.2 parses nothing, so the guest logs no values
 ZERO_LENGTH_LINE = re.compile(r"ballast: stats seq=(\d+) zero-length buffer: ")
@@ -43,14 +44,6 @@ MODE_RE = re.compile(r"ok persona=(\S+) paused=([01]) delay_ms=(\d+) fill=(entri
 # The mode answer of ballast's plain answers.
 NORMAL_MODE = dict(persona="ballast", paused="0", delay_ms="0", fill="entries", unknown="0",
                    duplicate="-1", truncate="0", pad="0", overrides="0x0", tags="16")
-# docs/console.md, `mem show` (the balloon's part included: a balloon device is present).
-MEM_KEYS = ("usable", "managed", "free", "allocated", "cached", "offline", "allocs", "frees",
-            "alloc_failures", "huge_allocs", "huge_failures", "minor_faults", "heap_bytes",
-            "heap_pages", "page_tables", "free_blocks", "direct_scan", "direct_reclaim", "async_scan",
-            "async_reclaim", "alloc_stalls", "oom_kills", "balloon_pages", "balloon_target",
-            "balloon_inflating", "balloon_deflating", "balloon_inflated_total",
-            "balloon_deflated_total", "deflate_on_oom", "oom_deflates", "oom_pages", "reporting",
-            "reported_pages", "page_poison", "balloon_failed")
 CACHE_SHOW_RE = re.compile(r"ok cached=(\d+) low_watermark=(\d+) high_watermark=(\d+) direct_scan=(\d+) "
                            r"direct_reclaim=(\d+) async_scan=(\d+) async_reclaim=(\d+) alloc_stalls=(\d+) "
                            r"oom_kills=(\d+)" + MORE_FIELDS)
@@ -135,12 +128,7 @@ class StatsGuest:
         return d
 
     def mem(self) -> Dict[str, int]:
-        answer = self.cmd("mem show")
-        assert re.fullmatch(r"ok(?: [a-z_]+=[0-9]+(?:,[0-9]+)*)+", answer), f"'mem show' answered {answer!r}"
-        kv = parse_kv(answer)
-        missing = [k for k in MEM_KEYS if k not in kv]
-        assert not missing, f"'mem show' lacks {missing}: {answer!r}"
-        return {k: int(v) for k, v in kv.items() if "," not in v}
+        return parse_mem_show(self.cmd("mem show"))
 
     def cache(self) -> Dict[str, int]:
         answer = self.cmd("cache show")

@@ -55,11 +55,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "e2e"))
 
-from ballast_qemu import BallastVM, parse_kv, parse_size  # noqa: E402
+from ballast_qemu import BallastVM, parse_size  # noqa: E402
 from balloon_stats import STAT_NAMES, STATS_LINE  # noqa: E402
-from inflate_helpers import (HOLD_RE, MEM_SHOW_KEYS, PAGE, RESERVE_PAGES, Baseline, Host,  # noqa: E402
+from inflate_helpers import (HOLD_RE, PAGE, RESERVE_PAGES, Baseline, Host,  # noqa: E402
                              at_rest, chunk_pages, heap_pages, invariant_errors)
-from stats_exact import MEM_KEYS, POLLING_1S, StatsGuest, ballast_view  # noqa: E402
+from stats_exact import POLLING_1S, StatsGuest, ballast_view  # noqa: E402
 
 # Deadlines: TCG on a shared 2-core box; nothing waits a fixed time.
 BOOT_TIMEOUT = 120
@@ -74,7 +74,6 @@ MAX_ALLOCS = 24         # live mem alloc / mem huge records (the guest has 64 sl
 MAX_TOUCHES = 16        # live mem touch allocations
 TOUCH_BYTES = 4096      # the size of a mem alloc record chunk: one heap request size (HEAP)
 BLOCKS_PER_RECORD = 255  # kernel/mm/mm_console.c MEM_CHUNK_BLOCKS
-MEM_SHOW_RE = re.compile(r"ok(?: [a-z_]+=[0-9]+(?:,[0-9]+)*)+")
 
 
 class SoakGuest(StatsGuest):
@@ -94,17 +93,6 @@ class SoakGuest(StatsGuest):
             assert seq not in out, f"guest sent stats seq={seq} twice on the console"
             out[seq] = dict(zip(STAT_NAMES, (int(v) for v in m.groups()[1:])))
         return out
-
-    def mem(self):
-        """`mem show` with every documented key, free_blocks as a list."""
-        answer = self.cmd("mem show")
-        assert MEM_SHOW_RE.fullmatch(answer), f"'mem show' answered {answer!r}"
-        kv = parse_kv(answer)
-        missing = [k for k in set(MEM_KEYS) | set(MEM_SHOW_KEYS) if k not in kv]
-        assert not missing, f"'mem show' lacks {missing}: {answer!r}"
-        m = {k: int(v) for k, v in kv.items() if "," not in v}
-        m["free_blocks"] = [int(x) for x in kv["free_blocks"].split(",")]
-        return m
 
     def prune(self) -> None:
         del self.received[:-KEEP_LINES]
