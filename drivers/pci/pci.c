@@ -1,6 +1,7 @@
 #include <stdio.h>
 #include <string.h>
 #include "drivers/pci/pci.h"
+#include "drivers/pci/pci_bar.h"
 #include "kernel/arch/acpi.h"
 #include "kernel/arch/cpu.h"
 #include "kernel/log.h"
@@ -114,33 +115,31 @@ void pci_write8(const struct pci_dev *d, uint16_t off, uint8_t v)
 }
 
 /* Sizes one BAR with decoding off (writing all-ones to a live BAR would
- * move it); returns how many BAR slots it used (2 for 64-bit). */
-static unsigned size_bar(struct pci_dev *d, unsigned i)
+ * move it); returns how many BAR slots it used (2 for 64-bit). A 64-bit
+ * BAR needs its upper half inside the function's BARs (`bars`: 2 on a
+ * bridge, whose next dword is the bus numbers). */
+static unsigned size_bar(struct pci_dev *d, unsigned i, unsigned bars)
 {
 	uint16_t off = PCI_BAR0 + 4 * i;
-	uint32_t lo = pci_read32(d, off);
 	struct pci_bar *b = &d->bar[i];
-	b->is_io = lo & PCI_BAR_IO;
-	b->is_64 = !b->is_io && (lo & PCI_BAR_MEM_TYPE_MASK) == PCI_BAR_MEM_TYPE_64 && i + 1 < PCI_BARS;
+	struct pci_bar_reads r = { .lo = pci_read32(d, off) };
+	b->is_io = r.lo & PCI_BAR_IO;
+	b->is_64 = !b->is_io && (r.lo & PCI_BAR_MEM_TYPE_MASK) == PCI_BAR_MEM_TYPE_64 && i + 1 < bars;
 	pci_write32(d, off, 0xffffffffu);
-	uint32_t mask_lo = pci_read32(d, off);
-	pci_write32(d, off, lo);
-	uint64_t mask = mask_lo & (b->is_io ? PCI_BAR_IO_MASK : PCI_BAR_MEM_MASK);
-	uint64_t base = lo & (b->is_io ? PCI_BAR_IO_MASK : PCI_BAR_MEM_MASK);
+	r.mask_lo = pci_read32(d, off);
+	pci_write32(d, off, r.lo);
 	if (b->is_64) {
-		uint32_t hi = pci_read32(d, off + 4);
+		r.hi = pci_read32(d, off + 4);
 		pci_write32(d, off + 4, 0xffffffffu);
-		uint32_t mask_hi = pci_read32(d, off + 4);
-		pci_write32(d, off + 4, hi);
-		mask |= (uint64_t)mask_hi << 32;
-		base |= (uint64_t)hi << 32;
-	} else {
-		mask |= b->is_io ? 0xffffffffffff0000ull : 0xffffffff00000000ull;
+		r.mask_hi = pci_read32(d, off + 4);
+		pci_write32(d, off + 4, r.hi);
 	}
-	b->base = base;
-	b->size = mask_lo ? (~mask + 1) : 0;
-	if (b->is_io)
-		b->size &= 0xffff;
+	const char *why = NULL;
+	if (pci_bar_decode(&r, b->is_io, b->is_64, &b->base, &b->size, &why) < 0) {
+		klog("pci %02x:%02x.%x: bar%u ignored: %s (read 0x%x, mask 0x%x, high 0x%x, mask 0x%x)", d->bus, d->dev,
+		     d->fn, i, why, r.lo, r.mask_lo, r.hi, r.mask_hi);
+		b->size = 0;
+	}
 	return b->is_64 ? 2 : 1;
 }
 
@@ -185,7 +184,7 @@ static void probe_function(uint8_t bus, uint8_t dev, uint8_t fn, struct pci_dev 
 		uint16_t cmd = pci_read16(d, PCI_COMMAND);
 		pci_write16(d, PCI_COMMAND, cmd & ~(PCI_COMMAND_IO | PCI_COMMAND_MEMORY));
 		for (unsigned i = 0; i < bars;)
-			i += size_bar(d, i);
+			i += size_bar(d, i, bars);
 		pci_write16(d, PCI_COMMAND, cmd);
 	}
 	log_device(d);
@@ -245,9 +244,10 @@ void pci_enable(const struct pci_dev *d)
 	pci_write16(d, PCI_COMMAND, cmd | PCI_COMMAND_IO | PCI_COMMAND_MEMORY | PCI_COMMAND_BUS_MASTER);
 }
 
-volatile void *pci_map_bar(const struct pci_dev *d, unsigned bar)
+volatile void *pci_map_bar(const struct pci_dev *d, unsigned bar, uint64_t offset, uint64_t length)
 {
-	if (bar >= PCI_BARS || d->bar[bar].is_io || !d->bar[bar].size || !d->bar[bar].base)
+	if (bar >= PCI_BARS || d->bar[bar].is_io || !d->bar[bar].size || !d->bar[bar].base || length == 0 ||
+	    offset > d->bar[bar].size || length > d->bar[bar].size - offset)
 		return NULL;
-	return paging_map_mmio(d->bar[bar].base, d->bar[bar].size);
+	return paging_map_mmio(d->bar[bar].base + offset, length);
 }

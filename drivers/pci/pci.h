@@ -73,7 +73,9 @@ void pci_write32(const struct pci_dev *d, uint16_t off, uint32_t v);
 
 /* Turns on decoding and bus mastering. */
 void pci_enable(const struct pci_dev *d);
-/* Maps a memory BAR uncached; NULL for I/O or unassigned BARs. */
-volatile void *pci_map_bar(const struct pci_dev *d, unsigned bar);
+/* Maps [offset, offset + length) of a memory BAR uncached, only that: a BAR
+ * may be far larger than what a driver uses. NULL for I/O or unassigned
+ * BARs and windows outside the BAR. */
+volatile void *pci_map_bar(const struct pci_dev *d, unsigned bar, uint64_t offset, uint64_t length);
 
 #endif

@@ -137,6 +137,8 @@ static void mmio_deliver(void *ctx)
 
 static unsigned probe_one(uint64_t size, uint64_t base, uint32_t irq, bool polled)
 {
+	if (size > VIRTIO_MMIO_MAP_MAX)
+		size = VIRTIO_MMIO_MAP_MAX;
 	volatile uint8_t *regs = paging_map_mmio(base, size);
 	if (!regs || device_count >= VIRTIO_MMIO_MAX_DEVICES)
 		return 0;

@@ -38,6 +38,10 @@
 #define VIRTIO_MMIO_LEGACY 1
 #define VIRTIO_MMIO_MODERN 2
 #define VIRTIO_MMIO_MIN_SIZE 0x200     /* registers plus a small config */
+/* What is mapped of a device's window, however large the command line says
+ * it is: the registers and 3840 bytes of config, far more than any device
+ * type's config needs. */
+#define VIRTIO_MMIO_MAP_MAX 0x1000
 
 /* One "virtio_mmio.device=<size>@<base>:<irq>" word (the form QEMU adds to
  * the command line on microvm; size takes K/M/G, base 0x hex). Pure,

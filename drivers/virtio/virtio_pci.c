@@ -74,10 +74,12 @@ static int setup_msix(struct virtio_pci *vp)
 			klog("%s: malformed MSI-X capability; not using it", vp->vd.name);
 		return -1;
 	}
-	volatile uint8_t *bar = pci_map_bar(d, mi.table_bar);
-	if (!bar || mi.table_size <= VIRTIO_PCI_MSIX_QUEUE_ENTRY)
+	if (mi.table_size <= VIRTIO_PCI_MSIX_QUEUE_ENTRY)
 		return -1;
-	volatile uint8_t *table = bar + mi.table_offset;
+	volatile uint8_t *table = pci_map_bar(d, mi.table_bar, mi.table_offset,
+	                                      (uint64_t)mi.table_size * MSIX_ENTRY_SIZE);
+	if (!table)
+		return -1;
 	int vconfig = irq_alloc_msi(msix_config_handler, vp);
 	int vqueue = irq_alloc_msi(msix_queue_handler, vp);
 	if (vconfig < 0 || vqueue < 0)
@@ -118,10 +120,15 @@ static void setup_delivery(struct virtio_pci *vp, bool polled)
 	klog("%s: interrupts: polled every %u ms", vp->vd.name, TIMER_TICK_MS);
 }
 
-static void probe_one(struct pci_dev *d, const struct virtio_driver *drv, bool polled)
+/* Returns whether the device could be driven (a usable transport): one
+ * that cannot is logged here and does not count as found. */
+static bool probe_one(struct pci_dev *d, const struct virtio_driver *drv, bool polled)
 {
-	if (device_count >= VIRTIO_PCI_MAX_DEVICES)
-		return;
+	if (device_count >= VIRTIO_PCI_MAX_DEVICES) {
+		klog("virtio-pci: more than %d devices; ignoring %02x:%02x.%x", VIRTIO_PCI_MAX_DEVICES, d->bus, d->dev,
+		     d->fn);
+		return false;
+	}
 	struct virtio_pci *vp = &devices[device_count];
 	char *name = names[device_count];
 	snprintf(name, VIRTIO_NAME_MAX, "%s %02x:%02x.%x", drv->name, d->bus, d->dev, d->fn);
@@ -131,7 +138,7 @@ static void probe_one(struct pci_dev *d, const struct virtio_driver *drv, bool p
 	/* modern whenever the device offers it; legacy for disable-modern=on */
 	if (virtio_pci_modern_init(vp) < 0 && virtio_pci_legacy_init(vp) < 0) {
 		klog("%s: neither modern nor legacy transport usable", name);
-		return;
+		return false;
 	}
 	device_count++;
 	d->claimed = true;
@@ -139,6 +146,7 @@ static void probe_one(struct pci_dev *d, const struct virtio_driver *drv, bool p
 	setup_delivery(vp, polled);
 	if (drv->probe(&vp->vd) < 0)
 		klog("%s: driver probe failed", name);
+	return true;
 }
 
 unsigned virtio_pci_probe_all(bool polled)
@@ -152,8 +160,7 @@ unsigned virtio_pci_probe_all(bool polled)
 		uint16_t type = virtio_type(d);
 		for (unsigned k = 0; k < sizeof(drivers) / sizeof(drivers[0]); k++)
 			if (drivers[k].type == type) {
-				probe_one(d, &drivers[k], polled);
-				found++;
+				found += probe_one(d, &drivers[k], polled);
 			}
 	}
 	return found;

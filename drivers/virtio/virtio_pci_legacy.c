@@ -1,6 +1,8 @@
 /* The legacy virtio-pci transport: everything in I/O BAR 0. Device config
  * follows at 0x14 while MSI-X is off (ballast never enables it on legacy
- * devices). Legacy devices are native-endian, which on x86 is little. */
+ * devices, and turns it off if it finds it on). Legacy devices are
+ * native-endian, which on x86 is little. */
+#include "drivers/pci/msix.h"
 #include "drivers/virtio/virtio_pci.h"
 #include "drivers/virtio/virtqueue.h"
 #include "kernel/arch/cpu.h"
@@ -71,6 +73,25 @@ const struct virtio_ops virtio_pci_legacy_ops = {
 	.read_isr = legacy_read_isr,
 };
 
+static uint8_t cfg_read8(const void *ctx, uint16_t off) { return pci_read8(ctx, off); }
+
+/* With MSI-X enabled, two vector registers come first and the device
+ * config moves to 0x18 (virtio 1.2, "Legacy Interface: A Note on PCI
+ * Device Layout"). A device reset does not touch the enable bit, so a
+ * previous owner (firmware, an earlier kernel) may have left it on, and
+ * the config would be read 4 bytes off. */
+static void msix_off(struct virtio_pci *vp)
+{
+	int cap = pci_cap_find(cfg_read8, vp->pci, PCI_CAP_ID_MSIX, 0);
+	if (cap <= 0)
+		return;
+	uint16_t ctrl = pci_read16(vp->pci, (uint16_t)cap + PCI_MSIX_CTRL);
+	if (!(ctrl & PCI_MSIX_CTRL_ENABLE))
+		return;
+	pci_write16(vp->pci, (uint16_t)cap + PCI_MSIX_CTRL, ctrl & ~PCI_MSIX_CTRL_ENABLE);
+	klog("%s: MSI-X was left enabled; turned it off (legacy config at 0x%x)", vp->vd.name, VIRTIO_LEGACY_CONFIG);
+}
+
 int virtio_pci_legacy_init(struct virtio_pci *vp)
 {
 	const struct pci_bar *bar = &vp->pci->bar[0];
@@ -79,6 +100,7 @@ int virtio_pci_legacy_init(struct virtio_pci *vp)
 		klog("%s: BAR0 is not a usable legacy I/O window", vp->vd.name);
 		return -1;
 	}
+	msix_off(vp);
 	vp->io_base = (uint16_t)bar->base;
 	vp->io_size = (uint32_t)bar->size;
 	vp->vd.config_size = vp->io_size - VIRTIO_LEGACY_CONFIG;

@@ -119,10 +119,10 @@ static uint8_t cfg_read8(const void *ctx, uint16_t off) { return pci_read8(ctx, 
 
 static int map_region(struct virtio_pci *vp, const struct virtio_pci_cap *c, struct virtio_pci_region *r)
 {
-	volatile uint8_t *bar = pci_map_bar(vp->pci, c->bar);
-	if (!bar)
+	volatile uint8_t *base = pci_map_bar(vp->pci, c->bar, c->offset, c->length);
+	if (!base)
 		return -1;
-	r->base = bar + c->offset;
+	r->base = base;
 	r->length = c->length;
 	return 0;
 }

@@ -1,3 +1,4 @@
+#include <inttypes.h>
 #include <string.h>
 #include "kernel/arch/cpu.h"
 #include "kernel/log.h"
@@ -7,6 +8,11 @@
 
 #define LARGE_PAGE_SIZE (1ull << 21)
 #define ENTRIES 512
+/* 4-level paging: virtual addresses below 2^47 are the lower canonical half. */
+#define CANONICAL_LOW_BITS 47
+#define CPUID_EXT_MAX_LEAF 0x80000000u
+#define CPUID_EXT_ADDRESS_SIZES 0x80000008u /* EAX[7:0]: physical address bits */
+#define CPUID_DEFAULT_PHYS_BITS 36          /* without that leaf (Intel SDM 4.1.4) */
 
 static uint64_t *pml4;
 static uint64_t pml4_phys;
@@ -130,8 +136,33 @@ int paging_init(const struct boot_info *bi)
 	return 0;
 }
 
+/* Where an identity mapping of device or firmware memory may go: below
+ * the CPU's physical address width (a PTE with a higher address has
+ * reserved bits set, and the access faults) and inside the lower canonical
+ * half (the virtual address is the physical one). Addresses come from ACPI
+ * tables, BARs and the command line: anything can be there. */
+static bool identity_mappable(uint64_t pa, uint64_t size)
+{
+	static uint64_t limit;
+	if (!limit) {
+		uint32_t r[4];
+		cpuid(CPUID_EXT_MAX_LEAF, 0, r);
+		unsigned bits = CPUID_DEFAULT_PHYS_BITS;
+		if (r[0] >= CPUID_EXT_ADDRESS_SIZES) {
+			cpuid(CPUID_EXT_ADDRESS_SIZES, 0, r);
+			bits = r[0] & 0xff;
+		}
+		limit = 1ull << (bits < CANONICAL_LOW_BITS ? bits : CANONICAL_LOW_BITS);
+	}
+	return size != 0 && pa < limit && size <= limit - pa;
+}
+
 void *paging_map_mmio(uint64_t pa, uint64_t size)
 {
+	if (!identity_mappable(pa, size)) {
+		klog("paging: not mapping 0x%" PRIx64 "+0x%" PRIx64 ": beyond the physical address space", pa, size);
+		return NULL;
+	}
 	uint64_t start = pa & ~(PAGE_SIZE - 1);
 	uint64_t end = (pa + size + PAGE_SIZE - 1) & ~(PAGE_SIZE - 1);
 	for (uint64_t a = start; a < end; a += PAGE_SIZE)
@@ -156,6 +187,11 @@ bool paging_is_mapped(uint64_t va)
 
 int paging_map_firmware(uint64_t pa, uint64_t size)
 {
+	if (!identity_mappable(pa, size)) {
+		klog("paging: firmware table at 0x%" PRIx64 "+0x%" PRIx64 " is beyond the physical address space", pa,
+		     size);
+		return -1;
+	}
 	if (!pml4)
 		return 0; /* still on the firmware's identity map */
 	for (uint64_t a = pa & ~(PAGE_SIZE - 1); a < pa + size; a += PAGE_SIZE)
