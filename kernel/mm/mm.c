@@ -1,10 +1,12 @@
 /* Bring-up of the memory manager from the boot map, and the locked entry
  * points the rest of the kernel uses. */
+#include <inttypes.h>
 #include <string.h>
 #include "kernel/arch/cpu.h"
 #include "kernel/log.h"
 #include "kernel/mm/cache.h"
 #include "kernel/mm/mm.h"
+#include "kernel/mm/mm_layout.h"
 #include "kernel/mm/paging.h"
 
 /* Freed pages are filled with this in debug builds, to make use after free
@@ -18,59 +20,20 @@ static bool all_ranges_added; /* until then managed < usable, by design */
 static bool poison_on_free;    /* PAGE_POISON negotiated: freed pages hold poison_byte */
 static uint8_t poison_byte;
 
-static bool is_usable(uint32_t type) { return type == BOOT_MEM_USABLE || type == BOOT_MEM_BOOT_RECLAIMABLE; }
-
-/* The allocator's metadata goes at the start of the first usable range
- * that holds it; those pages are managed memory in use from the start. */
-static uint64_t place_state_array(const struct boot_info *bi, uint64_t bytes)
-{
-	for (uint32_t i = 0; i < bi->mem_count; i++) {
-		const struct boot_mem_range *r = &bi->mem[i];
-		if (r->type == BOOT_MEM_USABLE && r->base >= PAGE_SIZE && r->size >= bytes)
-			return r->base;
-	}
-	return 0;
-}
-
-static void add_ranges(const struct boot_info *bi, uint32_t type, uint64_t state_base, uint64_t state_bytes)
-{
-	for (uint32_t i = 0; i < bi->mem_count; i++) {
-		const struct boot_mem_range *r = &bi->mem[i];
-		if (r->type != type)
-			continue;
-		uint64_t base = r->base, size = r->size;
-		if (base == state_base) {
-			base += state_bytes;
-			size -= state_bytes;
-		}
-		if (pmm_add_range(&pmm, base, size) < 0)
-			panic("memory range 0x%" PRIx64 "+0x%" PRIx64 " overlaps another", r->base, r->size);
-	}
-}
+static void *direct_map(uint64_t pa) { return phys_to_virt(pa); }
 
 void mm_init(const struct boot_info *bi)
 {
-	uint64_t max_pfn = 0;
-	for (uint32_t i = 0; i < bi->mem_count; i++) {
-		const struct boot_mem_range *r = &bi->mem[i];
-		if (!is_usable(r->type))
-			continue;
-		usable_pages += r->size / PAGE_SIZE;
-		uint64_t end = (r->base + r->size) / PAGE_SIZE;
-		if (end > max_pfn)
-			max_pfn = end;
-	}
-	uint64_t state_bytes = (pmm_meta_bytes(max_pfn) + PAGE_SIZE - 1) & ~(PAGE_SIZE - 1);
-	uint64_t state_base = place_state_array(bi, state_bytes);
-	if (!state_base || pmm_init(&pmm, phys_to_virt(state_base), max_pfn) < 0)
-		panic("no usable range holds the %" PRIu64 "-byte page metadata", state_bytes);
-	pmm_add_in_use(&pmm, state_base, state_bytes / PAGE_SIZE);
-	add_ranges(bi, BOOT_MEM_USABLE, state_base, state_bytes);
+	struct mm_layout layout;
+	int64_t state_pages = mm_layout_plan(bi, &pmm, direct_map, &layout);
+	if (state_pages < 0)
+		panic("no usable memory in the boot map");
+	usable_pages = (uint64_t)state_pages + mm_layout_add(bi, &pmm, BOOT_MEM_USABLE, &layout);
 	if (paging_init(bi) < 0)
 		panic("out of memory building page tables");
 	/* Only now, on our own page tables and stack, is the firmware's
 	 * boot-time memory free to reuse. */
-	add_ranges(bi, BOOT_MEM_BOOT_RECLAIMABLE, 0, 0);
+	usable_pages += mm_layout_add(bi, &pmm, BOOT_MEM_BOOT_RECLAIMABLE, &layout);
 	all_ranges_added = true;
 	if (!mm_invariant_holds(true))
 		panic("memory manager inconsistent after init");
