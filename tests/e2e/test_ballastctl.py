@@ -6,7 +6,8 @@ import subprocess
 import sys
 
 from ballast_qemu import REPO_ROOT, parse_kv
-from balloon_stats import Balloon, STAT_NAMES
+from balloon_stats import Balloon, STAT_NAMES, answer_match
+from mem_show import parse_mem_show
 
 CTL = [sys.executable, str(REPO_ROOT / "tools" / "ballastctl")]
 
@@ -30,7 +31,7 @@ def test_ballastctl(ballast_vm):
     balloon = Balloon(vm)
     update = balloon.wait_update(balloon.stats()["last-update"], 30)
     balloon.wait_update(update.last_update, 30)
-    vm.console("stats pause")  # hold the values still while ballastctl reads them
+    assert vm.console("stats pause") == "ok paused=1"  # hold the values still while ballastctl reads them
     vm.wait_until(lambda: parse_kv(vm.console("stats show"))["held"] == "1", 10, "the guest to hold")
     gs = balloon.stats()
 
@@ -47,10 +48,13 @@ def test_ballastctl(ballast_vm):
 
     vm.release_console()  # one console client at a time
     answer = ctl(vm, "console", "mem show", console=f"{host}:{port}").strip()
-    assert answer.startswith("ok usable=")
-    assert parse_kv(answer)["managed"] == parse_kv(vm.console("mem show"))["managed"]
+    # the guest is paused and at rest: the same answer, counter for counter
+    assert parse_mem_show(answer) == parse_mem_show(vm.console("mem show"))
 
-    vm.console("stats resume")
+    answer_match(vm.console("stats resume"), r"ok paused=0 answered_held=1")
     ctl(vm, "target", "192M")
     qmp = vm.qmp()
     vm.wait_until(lambda: qmp.cmd("query-balloon")["actual"] == 192 << 20, 30, "the balloon at 192M")
+    # ... and the guest holds exactly the 64 MiB the host took
+    vm.wait_until(lambda: parse_mem_show(vm.console("mem show"))["balloon_pages"] == (64 << 20) // 4096, 10,
+                  "the guest's balloon at 64 MiB")

@@ -6,10 +6,13 @@ memory the guest used and freed leaves the QEMU process (its RSS drops). Stats s
 exact and allocation goes on.
 """
 
+import re
+
 import pytest
 
-from ballast_qemu import parse_kv
 from balloon_stats import Balloon
+from mem_show import parse_mem_show
+from stats_exact import ballast_view, diff
 
 MIB = 1 << 20
 WORKLOAD = 256  # MiB the guest uses, then frees
@@ -29,32 +32,46 @@ def test_free_page_reporting(ballast_vm, poison):
         "-device", f"virtio-balloon-pci,id=balloon0,free-page-reporting=on,page-poison={poison}"))
     vm.wait_ready(timeout=30)
     vm.wait_for_log(rf"up \(.*reporting on, page_poison {poison}\)", 1)
-    start = parse_kv(vm.console("mem show"))
+    mem = lambda: parse_mem_show(vm.console("mem show"))
+    start = mem()
+    assert (start["reporting"], start["page_poison"]) == (1, int(poison == "on")), start
 
-    assert vm.console(f"mem alloc {WORKLOAD}M").startswith("ok id=")
+    assert re.fullmatch(rf"ok id=\d+ bytes={WORKLOAD * MIB} blocks=\d+", vm.console(f"mem alloc {WORKLOAD}M"))
     used = rss_mib(vm)
     assert vm.console("mem free all") == f"ok freed={WORKLOAD * MIB} allocations=1"
     # every freed 2 MiB block is reported within a few rounds of two seconds, and
     # QEMU gives the memory back to the host
     vm.wait_until(lambda: rss_mib(vm) <= used - WORKLOAD * 3 // 4, 60,
                   f"QEMU's RSS to drop by {WORKLOAD * 3 // 4} MiB from {used} MiB")
-    vm.wait_until(lambda: int(parse_kv(vm.console("mem show"))["reported_pages"]) >= WORKLOAD * MIB // 4096,
-                  30, f"{WORKLOAD} MiB reported")
-    show = parse_kv(vm.console("mem show"))
-    assert int(show["reported_pages"]) % 512 == 0  # whole 2 MiB blocks
+    vm.wait_until(lambda: mem()["reported_pages"] >= WORKLOAD * MIB // 4096, 30, f"{WORKLOAD} MiB reported")
+    show = mem()
+    assert show["reported_pages"] % 512 == 0  # whole 2 MiB blocks
     # everything went back but what the heap kept for the block list (newlib's
     # malloc does not shrink the heap) and its page tables
     # (and the blocks being reported right now, which are off the free lists)
-    kept = lambda m: (int(m["heap_pages"]) + int(m["heap_reserved"]) + int(m["page_tables"]) +
-                      int(m["reporting_inflight"]))
-    assert int(show["allocated"]) - int(start["allocated"]) == kept(show) - kept(start)
-    assert int(show["free"]) + int(show["allocated"]) == int(start["free"]) + int(start["allocated"])
+    kept = lambda m: m["heap_pages"] + m["heap_reserved"] + m["page_tables"] + m["reporting_inflight"]
+    assert show["allocated"] - start["allocated"] == kept(show) - kept(start)
+    assert show["free"] + show["allocated"] == start["free"] + start["allocated"]
+    assert show["heap_in_use"] == start["heap_in_use"]
 
     # allocation still works on reported memory, and stats stay exact
-    assert vm.console(f"mem alloc {WORKLOAD}M").startswith("ok id=")
+    assert re.fullmatch(rf"ok id=\d+ bytes={WORKLOAD * MIB} blocks=\d+", vm.console(f"mem alloc {WORKLOAD}M"))
     balloon = Balloon(vm)
     assert balloon.set_interval(1) == {}
     update = balloon.wait_update(balloon.stats()["last-update"], 30)
-    balloon.wait_update(update.last_update, 30)
-    show = parse_kv(vm.console("mem show"))
-    assert int(show["managed"]) == int(show["free"]) + int(show["allocated"]) == int(show["usable"])
+    update = balloon.wait_update(update.last_update, 30)
+    show = mem()
+    assert show["managed"] == show["free"] + show["allocated"] == show["usable"]
+    # The answers are the counters: exactly, once no report moves free memory
+    # between an answer and the `mem show` after it (reports stop when every
+    # free block has been reported).
+    last = {}
+
+    def answer_is_counters():
+        last["update"] = balloon.wait_update(last.get("update", update).last_update, 30)
+        last["want"] = ballast_view(mem())
+        return last["update"].stats == last["want"]
+    try:
+        vm.wait_until(answer_is_counters, 30, "a stats answer equal to the counters after it")
+    except AssertionError as e:
+        raise AssertionError(f"{e}: last {diff(last['update'].stats, last['want'])} (got, want)") from None

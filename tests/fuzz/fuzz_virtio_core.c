@@ -3,9 +3,10 @@
  * does not keep, a slow reset, a config generation that moves on any read,
  * any config size, and config accesses at any offset.
  *
- * Checked after each step: negotiation either succeeds with exactly
- * offered & wanted accepted and FEATURES_OK read back (modern), or fails
- * with the device FAILED; a config access succeeds only in range and
+ * Checked after each step: negotiation succeeds exactly when it should
+ * (every required feature offered, and FEATURES_OK kept where VERSION_1 is
+ * accepted), with exactly offered & wanted accepted and FEATURES_OK read
+ * back, or fails with the device FAILED; a config access succeeds only in range and
  * aligned, returns the bytes the device holds, and an out-of-range one
  * never reaches the device. */
 #include "tests/fuzz/fuzz_input.h"
@@ -17,6 +18,15 @@ static void check_negotiation(struct fuzz_in *in, struct fake_transport *t, stru
 {
 	uint64_t wanted = take_u64(in), required = take_u64(in) & wanted;
 	int rc = virtio_negotiate(vd, wanted, required);
+	/* The fake decides the outcome: every reset completes (reset_reads < 8),
+	 * and only a device missing a required feature, or a modern one that
+	 * refuses FEATURES_OK, makes negotiation fail. */
+	uint64_t accepted = t->offered & wanted;
+	bool version_1 = accepted >> VIRTIO_F_VERSION_1 & 1;
+	bool ok = (t->offered & required) == required && (!version_1 || (accepted & t->must_accept) == t->must_accept);
+	FUZZ_ASSERT((rc == 0) == ok, "negotiation rc=%d, want %s (offered 0x%llx wanted 0x%llx required 0x%llx "
+	            "must_accept 0x%llx)", rc, ok ? "success" : "failure", (unsigned long long)t->offered,
+	            (unsigned long long)wanted, (unsigned long long)required, (unsigned long long)t->must_accept);
 	if (rc == 0) {
 		FUZZ_ASSERT(!vd->failed, "negotiation succeeded on a FAILED device");
 		FUZZ_ASSERT(vd->features == (t->offered & wanted), "accepted 0x%llx, offered 0x%llx wanted 0x%llx",
