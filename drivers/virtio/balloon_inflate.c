@@ -79,8 +79,15 @@ int balloon_pages_init(struct balloon *b)
 	return 0;
 }
 
-static struct balloon_pfn_buf *idle_buf(struct balloon_pfn_buf *bufs)
+/* A buffer that can go on the ring now: idle, and a descriptor free for
+ * it. The queue size is the device's (any power of two up to 32768, down to
+ * 1), so the ring can be full with buffers to spare; a buffer filled then
+ * would have nowhere to go. Call with interrupts off for the deflate queue
+ * (the OOM path adds to it). */
+static struct balloon_pfn_buf *sendable_buf(struct balloon_pfn_buf *bufs, const struct virtqueue *vq)
 {
+	if (vq->broken || vq->num_free == 0)
+		return NULL;
 	for (unsigned i = 0; i < BALLOON_BUFS; i++)
 		if (!bufs[i].busy)
 			return &bufs[i];
@@ -99,7 +106,7 @@ static bool submit(struct virtqueue *vq, struct balloon_pfn_buf *buf)
 /* Fills one inflate buffer, as far as the target and the reserve allow. */
 static bool inflate_one(struct balloon *b, uint64_t want)
 {
-	struct balloon_pfn_buf *buf = idle_buf(b->inflate_buf);
+	struct balloon_pfn_buf *buf = sendable_buf(b->inflate_buf, &b->inflate_vq);
 	if (!buf)
 		return false;
 	struct mm_stats s;
@@ -132,13 +139,17 @@ static bool inflate_one(struct balloon *b, uint64_t want)
 }
 
 /* Fills one deflate buffer from the store (or with PFNs already returned
- * on OOM, which the host still has to hear about). */
+ * on OOM, which the host still has to hear about). The PFNs leave their
+ * list only once the buffer is sure to go on the ring: put back, they
+ * could need a chunk page there may be no memory for. */
 static bool deflate_one(struct balloon *b, uint64_t want)
 {
-	struct balloon_pfn_buf *buf = idle_buf(b->deflate_buf);
-	if (!buf)
-		return false;
 	uint64_t flags = irq_save();
+	struct balloon_pfn_buf *buf = sendable_buf(b->deflate_buf, &b->deflate_vq);
+	if (!buf) {
+		irq_restore(flags);
+		return false;
+	}
 	buf->count = 0;
 	buf->already_back = b->oom_tell_count > 0;
 	uint32_t pfn;
@@ -150,30 +161,60 @@ static bool deflate_one(struct balloon *b, uint64_t want)
 		       pfn_pop(&b->store, &b->stored, &pfn))
 			buf->pfn[buf->count++] = pfn;
 	}
+	/* one descriptor, and one is free: this cannot fail */
 	bool ok = buf->count > 0 && submit(&b->deflate_vq, buf);
+	if (!ok && buf->count > 0)
+		panic("balloon: a deflate buffer did not fit a ring with room for it");
 	if (ok && !buf->already_back)
 		b->deflating += buf->count;
 	irq_restore(flags);
 	return ok;
 }
 
+/* A PFN the guest takes back before the host has heard (allowed without
+ * MUST_TELL_HOST, 5.5.6.1): onto the list of PFNs to tell on the deflate
+ * queue, whose pages are the PFNs' own pages when it needs one (there may
+ * be no other memory). Returns whether the page went back to the
+ * allocator; if not, it is a page of the list now. Interrupts off. */
+static bool take_back_untold(struct balloon *b, uint32_t pfn)
+{
+	uint64_t pa = (uint64_t)pfn << VIRTIO_BALLOON_PFN_SHIFT;
+	if (!b->oom_tell || b->oom_tell->count == CHUNK_PFNS) {
+		mm_balloon_keep(pa, b->offline);
+		struct balloon_pfn_chunk *c = phys_to_virt(pa);
+		c->next = b->oom_tell;
+		c->count = 0;
+		b->oom_tell = c;
+	}
+	b->oom_tell->pfn[b->oom_tell->count++] = pfn;
+	b->oom_tell_count++;
+	if (pa == (uint64_t)(uintptr_t)b->oom_tell)
+		return false;
+	mm_balloon_give(pa, b->offline);
+	return true;
+}
+
 static void inflate_done(struct balloon *b, struct balloon_pfn_buf *buf)
 {
+	uint32_t untracked = 0;
 	uint64_t flags = irq_save();
 	for (uint32_t i = 0; i < buf->count; i++) {
+		b->inflating--;
 		if (pfn_push(&b->store, &b->stored, buf->pfn[i]) < 0) {
-			/* no page to remember it in: the host has it, but we give it back */
-			klog("balloon: no memory to track a ballooned page; keeping it");
-			mm_balloon_give((uint64_t)buf->pfn[i] << VIRTIO_BALLOON_PFN_SHIFT, b->offline);
-			b->inflating--;
+			/* no page to remember it in: the guest takes it back and the
+			 * host hears of it as a deflate, as after an OOM */
+			take_back_untold(b, buf->pfn[i]);
+			untracked++;
 			continue;
 		}
 		b->pages++;
-		b->inflating--;
 		b->inflated_total++;
 	}
 	buf->busy = false;
 	irq_restore(flags);
+	if (untracked)
+		klog("balloon: no memory to track %" PRIu32 " ballooned pages; took them back (the host is told by "
+		     "deflate)", untracked);
 }
 
 static void deflate_done(struct balloon *b, struct balloon_pfn_buf *buf)
@@ -222,6 +263,17 @@ static void write_actual(struct balloon *b)
 #endif
 }
 
+/* PFNs given back on OOM that the host has not finished hearing about. */
+static bool telling(const struct balloon *b)
+{
+	if (b->oom_tell_count)
+		return true;
+	for (unsigned i = 0; i < BALLOON_BUFS; i++)
+		if (b->deflate_buf[i].busy && b->deflate_buf[i].already_back)
+			return true;
+	return false;
+}
+
 void balloon_pages_work(void *ctx)
 {
 	struct balloon *b = ctx;
@@ -235,11 +287,18 @@ void balloon_pages_work(void *ctx)
 	bool sent = false;
 	while (b->oom_tell_count && deflate_one(b, want))
 		sent = true;
+	/* Pages handed back on OOM may be free again by now; inflated before
+	 * the host has heard of their deflate, they would reach it as inflated
+	 * twice and then deflated (the queues are not ordered against each
+	 * other). So no inflation until every such PFN is told and done: the
+	 * deflate queue's interrupt brings the work back. */
+	bool tell_pending = telling(b);
 	if (b->pages + b->inflating < want) {
-		while (b->pages + b->inflating < want && inflate_one(b, want))
+		while (!tell_pending && b->pages + b->inflating < want && inflate_one(b, want))
 			sent = true;
 		/* short with a buffer to spare: the reserve (or no memory) stopped it */
-		if (b->pages + b->inflating < want && idle_buf(b->inflate_buf) && !b->short_logged) {
+		if (!tell_pending && b->pages + b->inflating < want && sendable_buf(b->inflate_buf, &b->inflate_vq) &&
+		    !b->short_logged) {
 			klog("balloon: target %" PRIu64 " pages not reachable: keeping %u free pages for the kernel; "
 			     "holding at %" PRIu64, want, BALLOON_RESERVE_PAGES, b->pages + b->inflating);
 			b->short_logged = true;
@@ -273,22 +332,8 @@ uint64_t balloon_oom_deflate(uint64_t pages_wanted)
 	if (pages_wanted < BALLOON_OOM_BATCH)
 		pages_wanted = BALLOON_OOM_BATCH;
 	while (freed < pages_wanted && pfn_pop(&b->store, &b->stored, &pfn)) {
-		uint64_t pa = (uint64_t)pfn << VIRTIO_BALLOON_PFN_SHIFT;
 		deflated++;
-		if (!b->oom_tell || b->oom_tell->count == CHUNK_PFNS) {
-			/* this page becomes the next chunk of the list it is on */
-			mm_balloon_keep(pa, b->offline);
-			struct balloon_pfn_chunk *c = phys_to_virt(pa);
-			c->next = b->oom_tell;
-			c->count = 0;
-			b->oom_tell = c;
-		}
-		b->oom_tell->pfn[b->oom_tell->count++] = pfn;
-		b->oom_tell_count++;
-		if (pa != (uint64_t)(uintptr_t)b->oom_tell) {
-			mm_balloon_give(pa, b->offline);
-			freed++;
-		}
+		freed += take_back_untold(b, pfn);
 	}
 	if (deflated) {
 		b->pages -= deflated;

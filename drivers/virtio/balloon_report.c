@@ -69,8 +69,12 @@ void balloon_report_work(struct balloon *b)
 	if (b->report_busy || !b->report_due)
 		return;
 	b->report_due = false;
+	/* one buffer a block, all in one chain: a queue smaller than the batch
+	 * (its size is the device's) takes smaller batches, or no batch
+	 * would ever fit */
+	unsigned batch = b->report_vq.num_free < BALLOON_REPORT_BLOCKS ? b->report_vq.num_free : BALLOON_REPORT_BLOCKS;
 	struct vq_buf bufs[BALLOON_REPORT_BLOCKS];
-	while (b->report_count < BALLOON_REPORT_BLOCKS) {
+	while (b->report_count < batch) {
 		uint64_t pa = mm_report_isolate(REPORT_ORDER);
 		if (pa == PMM_NO_PAGE)
 			break;
@@ -91,7 +95,7 @@ void balloon_report_work(struct balloon *b)
 	}
 	b->report_busy = true;
 	/* a full batch suggests more is waiting: report again as soon as done */
-	b->report_due = b->report_count == BALLOON_REPORT_BLOCKS;
+	b->report_due = b->report_count == batch;
 	if (vq_kick_prepare(&b->report_vq))
 		b->vd->ops->notify(b->vd, &b->report_vq);
 }
