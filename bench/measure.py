@@ -81,8 +81,8 @@ def boot_once(path: BootPath, workdir: Path, memory: str) -> dict:
     the firmware phase is what the trivial images are compared against. The QMP
     connection itself is made at start and stays idle until then."""
     vm = BallastVM(workdir, memory=memory, **path.vm_kwargs(POLLING_1S))
-    vm.start()
     try:
+        vm.start()
         log = _LogWatch(vm.serial_log, vm.t_start, tuple(MILESTONES.values()))
         qmp = vm.qmp()
         t_stats = None
@@ -115,7 +115,11 @@ def trivial_once(path: BootPath, image: Path, workdir: Path, memory: str,
     boot (same balloon device and polling), only the image differs. The exit time is
     taken by a blocking waitpid, not a poll; a thread notes OVMF's boot manager lines."""
     vm = BallastVM(workdir, memory=memory, image=image, **path.vm_kwargs(POLLING_1S))
-    vm.start()
+    try:
+        vm.start()
+    except BaseException:
+        vm.kill()  # its socket directory
+        raise
     log = _LogWatch(vm.serial_log, vm.t_start, (BDS_LOADING, BDS_STARTING))
     done = threading.Event()
 
@@ -210,8 +214,8 @@ def stats_latency(path: BootPath, workdir: Path, memory: str, requests: int,
     extra = [a for ev in TRACE_EVENTS for a in ("-trace", f"enable={ev}")]
     extra += ["-D", str(trace_file), "-msg", "timestamp=on"]
     vm = BallastVM(workdir, memory=memory, **path.vm_kwargs(POLLING_1S, extra_args=extra))
-    vm.start()
     try:
+        vm.start()
         vm.wait_ready(BOOT_TIMEOUT)
 
         def enough():
@@ -242,8 +246,8 @@ def throughput(path: BootPath, workdir: Path, memory: str, cycles: int) -> dict:
     half = ram // 2
     pages = (ram - half) // PAGE
     vm = BallastVM(workdir, memory=memory, **path.vm_kwargs())
-    vm.start()
     try:
+        vm.start()
         vm.wait_ready(BOOT_TIMEOUT)
         qmp = vm.qmp()
 

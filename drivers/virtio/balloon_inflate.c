@@ -48,7 +48,7 @@ static bool pfn_pop(struct balloon_pfn_chunk **top, uint64_t *count, uint32_t *p
 	(*count)--;
 	if (c->count == 0) {
 		*top = c->next;
-		page_free((uint64_t)(uintptr_t)c, 0); /* chunks are identity-mapped */
+		page_free(virt_to_phys(c), 0);
 	}
 	return true;
 }
@@ -188,7 +188,7 @@ static bool take_back_untold(struct balloon *b, uint32_t pfn)
 	}
 	b->oom_tell->pfn[b->oom_tell->count++] = pfn;
 	b->oom_tell_count++;
-	if (pa == (uint64_t)(uintptr_t)b->oom_tell)
+	if (pa == virt_to_phys(b->oom_tell))
 		return false;
 	mm_balloon_give(pa, b->offline);
 	return true;
@@ -331,7 +331,13 @@ uint64_t balloon_oom_deflate(uint64_t pages_wanted)
 	uint32_t pfn;
 	if (pages_wanted < BALLOON_OOM_BATCH)
 		pages_wanted = BALLOON_OOM_BATCH;
-	while (freed < pages_wanted && pfn_pop(&b->store, &b->stored, &pfn)) {
+	/* As Linux, a batch is so many PFNs deflated. What it frees differs a
+	 * little (the list of PFNs to tell takes some of them as its pages, a
+	 * store page it empties comes free), and that is what the allocator
+	 * hears. */
+	while (deflated < pages_wanted && b->store) {
+		freed += b->store->count == 1;
+		pfn_pop(&b->store, &b->stored, &pfn);
 		deflated++;
 		freed += take_back_untold(b, pfn);
 	}

@@ -21,6 +21,7 @@
  * identity-maps RAM (offset 0); unit tests point it at a host buffer. */
 extern uintptr_t pmm_direct_map_offset;
 static inline void *phys_to_virt(uint64_t pa) { return (void *)(uintptr_t)(pa + pmm_direct_map_offset); }
+static inline uint64_t virt_to_phys(const void *va) { return (uint64_t)(uintptr_t)va - pmm_direct_map_offset; }
 
 /* Free-list links live in a metadata array indexed by frame number, not in
  * the free memory itself: the allocator never writes to free pages, so

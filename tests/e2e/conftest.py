@@ -20,6 +20,18 @@ _VMS = pytest.StashKey[list]()
 _SHARED_VMS = pytest.StashKey[list]()
 
 
+def kill_all(vms: list) -> None:
+    """Kill every VM even if killing one fails; then raise the first failure."""
+    errors = []
+    for vm in vms:
+        try:
+            vm.kill()
+        except Exception as e:  # noqa: BLE001 - re-raised below, after the others
+            errors.append(e)
+    if errors:
+        raise errors[0]
+
+
 def _starter(vms: list, workdir_for):
     def start(**kwargs) -> BallastVM:
         vm = BallastVM(workdir_for(len(vms)), **kwargs)
@@ -41,8 +53,8 @@ def ballast_vm(request, tmp_path):
     try:
         yield start
     finally:
+        kill_all(vms)
         for vm in vms:
-            vm.kill()
             if vm.ready_seconds is not None:
                 # Lands in --junitxml output, where the benchmarks pick it up.
                 request.node.user_properties.append(("ballast_ready_s", round(vm.ready_seconds, 3)))
@@ -56,8 +68,7 @@ def shared_ballast_vm(request, tmp_path_factory):
     try:
         yield start
     finally:
-        for vm in vms:
-            vm.kill()
+        kill_all(vms)
 
 
 @pytest.fixture(params=list(BOOT_PATHS))

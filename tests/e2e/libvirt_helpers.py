@@ -170,14 +170,15 @@ class LibvirtDaemons:
             rc = subprocess.run(argv, stdin=subprocess.DEVNULL, stdout=f, stderr=subprocess.STDOUT,
                                 timeout=self.START_TIMEOUT).returncode
         assert rc == 0, f"{' '.join(argv)} exited {rc}:\n{tail(out)}\n{tail(self.workdir / (name + '.log'))}"
-        try:
-            wait_until(lambda: _answers(sock), self.START_TIMEOUT, f"{name} to accept on {sock}", 0.05)
-        except TimeoutError as e:
-            raise AssertionError(f"{e}\n{tail(self.workdir / (name + '.log'))}") from None
+        # the pid first: a daemon that forked and then never answers is still ours to stop
         pid = int(pidfile.read_text().split()[0])
         comm = Path(f"/proc/{pid}/comm").read_text().strip()
         assert comm == name, f"{pidfile} names pid {pid}, which is {comm!r}, not {name}"
         self.started.append((name, pid))
+        try:
+            wait_until(lambda: _answers(sock), self.START_TIMEOUT, f"{name} to accept on {sock}", 0.05)
+        except TimeoutError as e:
+            raise AssertionError(f"{e}\n{tail(self.workdir / (name + '.log'))}") from None
 
     def stop_started(self) -> None:
         """SIGTERM each daemon we started (libvirtd first: it talks to virtlogd) and
@@ -258,7 +259,11 @@ class Domain:
         self.created = False
         self.t_create: Optional[float] = None
         self.ready_seconds: Optional[float] = None
-        self.xml = self._build(root, cmdline)
+        try:
+            self.xml = self._build(root, cmdline)
+        except BaseException:
+            self.destroy()  # the listener and the copied files go, whatever failed
+            raise
 
     def _build(self, root: ET.Element, cmdline: Optional[str]) -> str:
         _one(root, "name").text = self.name
@@ -311,21 +316,23 @@ class Domain:
         """Idempotent; the domain is gone afterwards whatever state it was in. Its
         libvirt log is moved into the work directory (kept by pytest) so that
         /var/log/libvirt/qemu does not collect one file per test run."""
-        if self.created:
-            r = virsh("destroy", self.name, check=False)
-            state = virsh("domstate", self.name, check=False)
-            assert state.returncode != 0, (
-                f"{self.name} still exists after virsh destroy ({r.stderr.strip()}): {state.stdout.strip()}")
-            self.created = False
-            if self.domain_log.exists():
-                kept = self.workdir / "libvirt-domain.log"
-                shutil.move(str(self.domain_log), kept)
-                self.domain_log = kept
-        if self._console is not None:
-            self._console.close()
-            self._console = None
-        self._listener.close()
-        shutil.rmtree(self.files, ignore_errors=True)
+        try:
+            if self.created:
+                r = virsh("destroy", self.name, check=False)
+                state = virsh("domstate", self.name, check=False)
+                assert state.returncode != 0, (
+                    f"{self.name} still exists after virsh destroy ({r.stderr.strip()}): {state.stdout.strip()}")
+                self.created = False
+                if self.domain_log.exists():
+                    kept = self.workdir / "libvirt-domain.log"
+                    shutil.move(str(self.domain_log), kept)
+                    self.domain_log = kept
+        finally:  # the local resources go even if libvirt would not let the domain go
+            if self._console is not None:
+                self._console.close()
+                self._console = None
+            self._listener.close()
+            shutil.rmtree(self.files, ignore_errors=True)
 
     def qemu_running(self) -> bool:
         try:
