@@ -15,8 +15,6 @@ from __future__ import annotations
 import os
 import random
 import re
-import statistics
-import time
 from typing import Dict
 
 import pytest
@@ -498,27 +496,23 @@ def test_inflate_deflate_transports(ballast_vm, machine, opts, transport):
 # ---- 6. speed -------------------------------------------------------------------------
 
 
-def test_inflate_deflate_speed(ballast_vm):
-    """512 MiB out of a 1 GiB guest and back, three times; pages per second printed
-    (not asserted: TCG on a shared box)."""
+def test_half_of_ram_three_times(ballast_vm):
+    """512 MiB out of a 1 GiB guest and back, three times (what the bench times for
+    its throughput figures; here only checked): every page goes out and comes back,
+    exactly, each time."""
     ram, size = 1024 * MiB, 512 * MiB
     pages = size // PAGE
     vm = boot(ballast_vm, "1G")
     host = Host(vm, ram)
     m0 = settled(vm, host, False, target=0)
-    inflate, deflate = [], []
-    for _ in range(3):
-        t0 = time.monotonic()
+    for cycle in range(1, 4):
         host.balloon(ram - size)
-        host.wait_actual(ram - size, timeout=60, interval=0.002)
-        inflate.append(time.monotonic() - t0)
-        settled(vm, host, False, target=pages)
-        t0 = time.monotonic()
+        host.wait_actual(ram - size, timeout=60)
+        m = settled(vm, host, False, target=pages)
+        assert (m["balloon_pages"], m["offline"], m["managed"]) == (pages, pages, m0["managed"] - pages), m
+        assert m["balloon_inflated_total"] == m0["balloon_inflated_total"] + cycle * pages
         host.balloon(ram)
-        host.wait_actual(ram, timeout=60, interval=0.002)
-        deflate.append(time.monotonic() - t0)
+        host.wait_actual(ram, timeout=60)
         m = settled(vm, host, False, target=0)
-        assert core(m) == core(m0)
-    fmt = lambda ts: ", ".join(f"{t:.3f}s" for t in ts)
-    print(f"\ninflate {pages} pages: {fmt(inflate)}; median {pages / statistics.median(inflate):,.0f} pages/s")
-    print(f"deflate {pages} pages: {fmt(deflate)}; median {pages / statistics.median(deflate):,.0f} pages/s")
+        assert core(m) == core(m0), diff(core(m), core(m0))
+        assert m["balloon_deflated_total"] == m0["balloon_deflated_total"] + cycle * pages
