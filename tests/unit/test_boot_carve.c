@@ -4,42 +4,9 @@
  * wrong, the allocator would hand out the kernel's own pages (or lose RAM,
  * or see ranges that overlap). The rest of boot_info.c is tested in
  * test_boot_info.c. */
-#include <stdlib.h>
-#include "boot/boot_info.h"
-#include "tests/unit/check.h"
+#include "tests/unit/boot_fixture.h"
 
-#define MB (1024ull * 1024)
-#define PG 4096ull
-
-static struct boot_info bi, saved;
-
-static void reset(void) { memset(&bi, 0, sizeof bi); }
-static void add(uint64_t base, uint64_t size, uint32_t type) { CHECK_EQ_U64(boot_mem_add(&bi, base, size, type), 0); }
-
-static void dump(void)
-{
-	for (uint32_t i = 0; i < bi.mem_count; i++)
-		fprintf(stderr, "    got [0x%llx, +0x%llx) %s\n", (unsigned long long)bi.mem[i].base,
-		        (unsigned long long)bi.mem[i].size, boot_mem_type_name(bi.mem[i].type));
-}
-
-/* Compares the whole table, in order, with an expected list of ranges. */
-static void expect_map(const struct boot_mem_range *want, uint32_t n, int line)
-{
-	bool ok = CHECK_EQ_U64(bi.mem_count, n);
-	for (uint32_t i = 0; ok && i < n; i++)
-		ok = CHECK_EQ_U64(bi.mem[i].base, want[i].base) & CHECK_EQ_U64(bi.mem[i].size, want[i].size) &
-		     CHECK_EQ_U64(bi.mem[i].type, want[i].type);
-	if (!ok) {
-		fprintf(stderr, "    map (case at line %d)\n", line);
-		dump();
-	}
-}
-#define EXPECT_MAP(...)                                                                        \
-	do {                                                                                       \
-		const struct boot_mem_range want_[] = { __VA_ARGS__ };                                 \
-		expect_map(want_, sizeof want_ / sizeof want_[0], __LINE__);                           \
-	} while (0)
+static struct boot_info saved;
 
 #define CARVE(base, size, type) CHECK_EQ_U64(boot_mem_carve(&bi, (base), (size), (type)), 0)
 
@@ -54,9 +21,6 @@ static void expect_no_change(uint64_t base, uint64_t size, uint32_t type, int li
 	}
 }
 #define EXPECT_NO_CHANGE(base, size, type) expect_no_change((base), (size), (type), __LINE__)
-
-enum { U = BOOT_MEM_USABLE, BR = BOOT_MEM_BOOT_RECLAIMABLE, K = BOOT_MEM_KERNEL, R = BOOT_MEM_RESERVED,
-       AR = BOOT_MEM_ACPI_RECLAIM, AN = BOOT_MEM_ACPI_NVS, IO = BOOT_MEM_MMIO };
 
 static void test_one_range(void)
 {
@@ -321,16 +285,6 @@ static void test_full_table(void)
 #define MODEL_PAGES 64
 #define CARVE_PAGES (MODEL_PAGES + 8) /* carves may reach past the map */
 
-static uint64_t rng_state;
-static uint64_t rng(void)
-{
-	/* xorshift64*: deterministic across hosts, unlike rand() */
-	rng_state ^= rng_state >> 12;
-	rng_state ^= rng_state << 25;
-	rng_state ^= rng_state >> 27;
-	return rng_state * 0x2545f4914f6cdd1dull;
-}
-
 static const uint32_t all_types[] = { U, R, BR, K, AN, IO, AR };
 
 static bool table_matches(const uint32_t *model, bool canonical)
@@ -361,31 +315,7 @@ static void test_random_carves(void)
 	uint64_t carves = 0, pieces = 0, empty = 0;
 	for (int round = 0; round < rounds; round++) {
 		uint32_t model[CARVE_PAGES] = { 0 }; /* 0: not in the map */
-		struct boot_mem_range in[MODEL_PAGES];
-		uint32_t n = 0;
-		for (uint32_t pg = 0; pg < MODEL_PAGES;) {
-			uint32_t len = 1 + (uint32_t)(rng() % 8), type = (uint32_t)(rng() % 4);
-			type = type == 0 ? 0 : all_types[rng() % 7];
-			for (uint32_t i = 0; i < len && pg < MODEL_PAGES; i++, pg++)
-				model[pg] = type;
-		}
-		for (uint32_t pg = 0; pg < MODEL_PAGES;) {
-			uint32_t len = 1;
-			while (pg + len < MODEL_PAGES && model[pg + len] == model[pg] && rng() % 3)
-				len++;
-			if (model[pg])
-				in[n++] = (struct boot_mem_range){ pg * PG, len * PG, model[pg] };
-			pg += len;
-		}
-		for (uint32_t i = n; i > 1; i--) { /* Fisher-Yates */
-			uint32_t j = (uint32_t)(rng() % i);
-			struct boot_mem_range t = in[i - 1];
-			in[i - 1] = in[j];
-			in[j] = t;
-		}
-		reset();
-		for (uint32_t i = 0; i < n; i++)
-			add(in[i].base, in[i].size, in[i].type);
+		random_map(model, MODEL_PAGES, 8);
 
 		for (unsigned c = 1 + (unsigned)(rng() % 4); c > 0; c--) {
 			uint64_t b = rng() % CARVE_PAGES, s = rng() % 5 == 0 ? 0 : rng() % (CARVE_PAGES - b + 1);

@@ -10,15 +10,9 @@
  * to describe it), and page 0 is split off as for any other map, even
  * when the first of the two is shorter than a page; after that the rest
  * does fit in one range and merges. */
-#include "boot/boot_info.h"
-#include "tests/unit/check.h"
+#include "tests/unit/boot_fixture.h"
 
-#define PG 4096ull
 #define HALF (1ull << 63)
-
-static struct boot_info bi;
-
-static void reset(void) { memset(&bi, 0, sizeof bi); }
 
 static void expect(uint32_t i, uint64_t base, uint64_t size, uint32_t type)
 {

@@ -3,46 +3,7 @@
  * sorted, non-overlapping, merged, and that page 0 is never usable memory
  * (the allocator would hand out physical address 0, and its free list would
  * live in a page that paging leaves unmapped). */
-#include <stdlib.h>
-#include "boot/boot_info.h"
-#include "tests/unit/check.h"
-
-#define KB 1024ull
-#define MB (1024ull * KB)
-#define PG 4096ull
-
-/* struct boot_info is ~6 KiB; one static instance, reset per case. */
-static struct boot_info bi;
-
-static void reset(void) { memset(&bi, 0, sizeof bi); }
-
-static void add(uint64_t base, uint64_t size, uint32_t type) { CHECK_EQ_U64(boot_mem_add(&bi, base, size, type), 0); }
-
-/* Compares the whole table with an expected list of ranges. */
-static void expect_map(const struct boot_mem_range *want, uint32_t n, int line)
-{
-	if (!CHECK_EQ_U64(bi.mem_count, n)) {
-		fprintf(stderr, "    (case at line %d)\n", line);
-		for (uint32_t i = 0; i < bi.mem_count; i++)
-			fprintf(stderr, "    got [0x%llx, +0x%llx) %s\n", (unsigned long long)bi.mem[i].base,
-			        (unsigned long long)bi.mem[i].size, boot_mem_type_name(bi.mem[i].type));
-		return;
-	}
-	for (uint32_t i = 0; i < n; i++) {
-		bool ok = CHECK_EQ_U64(bi.mem[i].base, want[i].base) & CHECK_EQ_U64(bi.mem[i].size, want[i].size) &
-		          CHECK_EQ_U64(bi.mem[i].type, want[i].type);
-		if (!ok)
-			fprintf(stderr, "    range %u (case at line %d)\n", i, line);
-	}
-}
-#define EXPECT_MAP(...)                                                                        \
-	do {                                                                                       \
-		const struct boot_mem_range want_[] = { __VA_ARGS__ };                                 \
-		expect_map(want_, sizeof want_ / sizeof want_[0], __LINE__);                           \
-	} while (0)
-
-enum { U = BOOT_MEM_USABLE, BR = BOOT_MEM_BOOT_RECLAIMABLE, K = BOOT_MEM_KERNEL, R = BOOT_MEM_RESERVED,
-       AR = BOOT_MEM_ACPI_RECLAIM, AN = BOOT_MEM_ACPI_NVS, IO = BOOT_MEM_MMIO };
+#include "tests/unit/boot_fixture.h"
 
 static void test_type_names(void)
 {
@@ -196,16 +157,6 @@ static void test_page_zero(void)
  * of the same page types, with page 0 reserved if anything covered it. */
 #define MODEL_PAGES 96
 
-static uint64_t rng_state;
-static uint64_t rng(void)
-{
-	/* xorshift64*: deterministic across hosts, unlike rand() */
-	rng_state ^= rng_state >> 12;
-	rng_state ^= rng_state << 25;
-	rng_state ^= rng_state >> 27;
-	return rng_state * 0x2545f4914f6cdd1dull;
-}
-
 static void test_random_maps(void)
 {
 	const uint64_t seed = 0xba11a57;
@@ -214,32 +165,7 @@ static void test_random_maps(void)
 	printf("boot_info: random maps, seed 0x%llx, %d rounds\n", (unsigned long long)seed, rounds);
 	for (int round = 0; round < rounds; round++) {
 		uint32_t model[MODEL_PAGES]; /* 0: not in the map */
-		struct boot_mem_range in[MODEL_PAGES];
-		uint32_t n = 0;
-		/* Runs of a random type (or a hole), cut into random pieces. */
-		for (uint32_t pg = 0; pg < MODEL_PAGES;) {
-			uint32_t len = 1 + (uint32_t)(rng() % 6), type = (uint32_t)(rng() % 4);
-			type = type == 0 ? 0 : (uint32_t[]){ U, R, BR, K, AN, IO, AR }[rng() % 7];
-			for (uint32_t i = 0; i < len && pg < MODEL_PAGES; i++, pg++)
-				model[pg] = type;
-		}
-		for (uint32_t pg = 0; pg < MODEL_PAGES;) {
-			uint32_t len = 1;
-			while (pg + len < MODEL_PAGES && model[pg + len] == model[pg] && rng() % 3)
-				len++;
-			if (model[pg])
-				in[n++] = (struct boot_mem_range){ pg * PG, len * PG, model[pg] };
-			pg += len;
-		}
-		for (uint32_t i = n; i > 1; i--) { /* Fisher-Yates */
-			uint32_t j = (uint32_t)(rng() % i);
-			struct boot_mem_range t = in[i - 1];
-			in[i - 1] = in[j];
-			in[j] = t;
-		}
-		reset();
-		for (uint32_t i = 0; i < n; i++)
-			add(in[i].base, in[i].size, in[i].type);
+		random_map(model, MODEL_PAGES, 6);
 		boot_mem_finalize(&bi);
 		if (model[0])
 			model[0] = R;
