@@ -52,9 +52,9 @@ def test_boot_path(ballast_vm, path):
     balloon = Balloon(vm)
     assert balloon.set_interval(1) == {}
     update = balloon.wait_update(balloon.stats()["last-update"], 30)
-    for _ in range(2):
+    for _ in range(2):  # every request answered: each update is the next buffer
         nxt = balloon.wait_update(update.last_update, 30)
-        assert nxt.seq > update.seq
+        assert nxt.seq == update.seq + 1, f"update after seq={update.seq} carries seq={nxt.seq}"
         update = nxt
 
     ram = int(MEMORY[:-1]) << 20
