@@ -48,14 +48,8 @@ void irq_restore(uint64_t flags);
 static inline void *at(uint64_t pa) { return (void *)(uintptr_t)pa; } /* identity-mapped */
 static inline uint64_t idx_of(uint64_t pfn) { return pfn - FIRST_PFN; } /* huge if below the arena */
 
-static uint64_t rng_state = 0x62616c6c6f6f6eull;
-static inline uint64_t rng(void)
-{
-	rng_state ^= rng_state >> 12;
-	rng_state ^= rng_state << 25;
-	rng_state ^= rng_state >> 27;
-	return rng_state * 0x2545f4914f6cdd1dull;
-}
+#define RNG_SEED 0x62616c6c6f6f6eull
+#include "tests/unit/xorshift.h"
 
 struct flight {
 	uint16_t head;

@@ -51,15 +51,7 @@ static inline void expect_map(const struct boot_mem_range *want, uint32_t n, int
 		expect_map(want_, sizeof want_ / sizeof want_[0], __LINE__);                           \
 	} while (0)
 
-static uint64_t rng_state;
-static inline uint64_t rng(void)
-{
-	/* xorshift64*: deterministic across hosts, unlike rand() */
-	rng_state ^= rng_state >> 12;
-	rng_state ^= rng_state << 25;
-	rng_state ^= rng_state >> 27;
-	return rng_state * 0x2545f4914f6cdd1dull;
-}
+#include "tests/unit/xorshift.h"
 
 /* A fresh random page-granular map in bi over [0, pages): runs of 1 to
  * max_run pages of a random type (or a hole), cut into random pieces and

@@ -37,15 +37,7 @@ static struct pmm pmm;
  * use pmm.h's phys_to_virt: the allocator no longer needs a direct map. */
 static inline uint64_t *host_words(uint64_t pa) { return (uint64_t *)(arena + (pa - PHYS_BASE)); }
 
-static uint64_t rng_state;
-static inline uint64_t rng(void)
-{
-	/* xorshift64*: the same sequence on every host, unlike rand() */
-	rng_state ^= rng_state >> 12;
-	rng_state ^= rng_state << 25;
-	rng_state ^= rng_state >> 27;
-	return rng_state * 0x2545f4914f6cdd1dull;
-}
+#include "tests/unit/xorshift.h"
 
 /* Ranges with holes between them (each gap holds at least one whole page,
  * so no buddy pair can span two ranges), unaligned starts and ends, a

@@ -19,14 +19,8 @@
 
 #define PHYS_OFF 0x40000000ull
 
-static uint64_t rng_state = 0x7669727471ull;
-static inline uint64_t rng(void)
-{
-	rng_state ^= rng_state >> 12;
-	rng_state ^= rng_state << 25;
-	rng_state ^= rng_state >> 27;
-	return rng_state * 0x2545f4914f6cdd1dull;
-}
+#define RNG_SEED 0x7669727471ull
+#include "tests/unit/xorshift.h"
 
 struct dev {
 	uint16_t size;
