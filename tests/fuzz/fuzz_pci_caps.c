@@ -16,10 +16,14 @@
  *  - msix_parse only accepts a table inside a memory BAR, and the table
  *    code never writes outside the table it was given.
  *
+ * BARs come sized, or as sizing reads decoded by drivers/pci/pci_bar.c (an
+ * accepted BAR is a power of two, aligned, inside its address space).
+ *
  * Input: 256 bytes of config space (short input: zeros), then per BAR a
  * flags byte and a size. */
 #include "drivers/pci/msix.h"
 #include "drivers/pci/pci.h"
+#include "drivers/pci/pci_bar.h"
 #include "drivers/pci/pci_caps.h"
 #include "drivers/virtio/virtio_pci.h"
 #include "tests/fuzz/fuzz_input.h"
@@ -229,6 +233,26 @@ static void check_msix(struct cfg *c, const struct virtio_pci_bar_info bars[PCI_
 	free(t);
 }
 
+/* A BAR from what its sizing reads returned (drivers/pci/pci_bar.c); an
+ * accepted one is a power of two, aligned, and inside its address space,
+ * whatever the device answered: that size bounds every range check after. */
+static uint64_t decoded_bar(struct fuzz_in *in, bool io, bool is64)
+{
+	struct pci_bar_reads r = { take_u32(in), take_u32(in), take_u32(in), take_u32(in) };
+	uint64_t base = 0, size = 0;
+	const char *why = NULL;
+	int rc = pci_bar_decode(&r, io, is64, &base, &size, &why);
+	FUZZ_ASSERT(rc == 0 || (rc == -1 && why && size == 0), "rc=%d why=%s size=0x%llx", rc, why ? why : "-",
+	            (unsigned long long)size);
+	if (rc == 0 && size) {
+		FUZZ_ASSERT((size & (size - 1)) == 0 && (base & (size - 1)) == 0 && base + (size - 1) >= base &&
+		            (!io || base + size <= 0x10000) && (is64 || io || base + size <= 0x100000000ull),
+		            "accepted BAR 0x%llx+0x%llx (io=%d is64=%d lo=0x%x mask=0x%x hi=0x%x mask=0x%x)",
+		            (unsigned long long)base, (unsigned long long)size, io, is64, r.lo, r.mask_lo, r.hi, r.mask_hi);
+	}
+	return size;
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	struct fuzz_in in = fuzz_in(data, size);
@@ -244,8 +268,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	for (unsigned i = 0; i < PCI_BARS; i++) {
 		uint8_t f = take_u8(&in);
 		bars[i].is_io = f & 0x80;
-		/* mostly a power of two as BARs are; sometimes any 64-bit size */
-		bars[i].size = f & 0x40 ? take_u64(&in) : f & 0x20 ? 0 : 1ull << (f & 63);
+		if ((f & 0x60) == 0x60)  /* as the kernel gets it: decoded from sizing reads */
+			bars[i].size = decoded_bar(&in, bars[i].is_io, !bars[i].is_io && (f & 0x10));
+		else  /* mostly a power of two as BARs are; sometimes any 64-bit size */
+			bars[i].size = f & 0x40 ? take_u64(&in) : f & 0x20 ? 0 : 1ull << (f & 63);
 	}
 	uint16_t index = take_u16(&in) % 2100;
 

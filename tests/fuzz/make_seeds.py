@@ -114,11 +114,14 @@ def msix(entries, bir, offset):
 
 
 def bars(spec):
-    """spec: per BAR, None (absent), ("io", log2) or log2 of a memory BAR."""
+    """spec: per BAR, None (absent), ("io", log2), log2 of a memory BAR, or
+    ("reads", lo, mask_lo, hi, mask_hi) of a 64-bit memory BAR to decode."""
     out = b""
     for s in spec:
         if s is None:
             out += u8(0x20)
+        elif isinstance(s, tuple) and s[0] == "reads":
+            out += u8(0x70) + b"".join(u32(v) for v in s[1:])
         elif isinstance(s, tuple):
             out += u8(0x80 | s[1])
         else:
@@ -130,6 +133,9 @@ def bars(spec):
 qemu = [(0x40, msix(3, 1, 0)), (0x50, vcap(1, 4, 0, 0x1000)), (0x80, vcap(2, 4, 0x3000, 0x1000, 4)),
         (0x60, vcap(3, 4, 0x1000, 0x1000)), (0x70, vcap(4, 4, 0x2000, 0x1000))]
 write("pci_caps", "qemu_modern", cfg_space(qemu) + u8(0) + bars([None, 12, None, None, 14, None]) + u16(1))
+# the same with BAR 4 as QEMU answers its sizing: 64-bit prefetchable, 16 KiB at 8 GiB
+bar4 = ("reads", 0x0000000C, 0xFFFFC00C, 0x2, 0xFFFFFFFF)
+write("pci_caps", "qemu_modern_sized", cfg_space(qemu) + u8(0) + bars([None, 12, None, None, bar4, None]) + u16(1))
 # transitional: I/O BAR 0, the notify cap too short first, then a good one
 trans = [(0x98, vcap(2, 4, 0x3000, 0x1000)), (0x84, vcap(1, 4, 0, 0x1000)), (0x70, vcap(3, 4, 0x1000, 0x1000)),
          (0x58, vcap(2, 4, 0x3000, 0x1000, 4))]

@@ -26,7 +26,7 @@ CFLAGS=(-fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all -fno-omit-
 # Each target with the pure kernel sources it links.
 declare -A SOURCES=(
 	[virtqueue]="drivers/virtio/virtqueue.c"
-	[pci_caps]="drivers/pci/pci_caps.c drivers/virtio/virtio_pci_caps.c drivers/pci/msix.c"
+	[pci_caps]="drivers/pci/pci_caps.c drivers/virtio/virtio_pci_caps.c drivers/pci/msix.c drivers/pci/pci_bar.c"
 	[parse]="kernel/console/parse.c"
 	[mmio_cmdline]="drivers/virtio/virtio_mmio_cmdline.c kernel/console/parse.c"
 	[stats]="drivers/virtio/stats_plan.c drivers/virtio/balloon_stats.c kernel/console/parse.c"
