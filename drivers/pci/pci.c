@@ -103,6 +103,8 @@ void pci_write16(const struct pci_dev *d, uint16_t off, uint16_t v)
 	outw(PCI_CONFIG_DATA + (off & 2), v);
 }
 
+uint8_t pci_cfg_read8(const void *ctx, uint16_t off) { return pci_read8(ctx, off); }
+
 void pci_write8(const struct pci_dev *d, uint16_t off, uint8_t v)
 {
 	volatile uint8_t *p = ecam_at(d->bus, d->dev, d->fn, off);

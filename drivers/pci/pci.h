@@ -67,6 +67,9 @@ struct pci_dev *pci_device(unsigned index);
 uint8_t pci_read8(const struct pci_dev *d, uint16_t off);
 uint16_t pci_read16(const struct pci_dev *d, uint16_t off);
 uint32_t pci_read32(const struct pci_dev *d, uint16_t off);
+/* pci_read8 as the capability parsers' reader (pci_caps.h): ctx is the
+ * struct pci_dev. */
+uint8_t pci_cfg_read8(const void *ctx, uint16_t off);
 void pci_write8(const struct pci_dev *d, uint16_t off, uint8_t v);
 void pci_write16(const struct pci_dev *d, uint16_t off, uint16_t v);
 void pci_write32(const struct pci_dev *d, uint16_t off, uint32_t v);

@@ -54,8 +54,6 @@ static void msix_queue_handler(void *ctx)
 		vp->vd.interrupt(&vp->vd, VIRTIO_ISR_QUEUE);
 }
 
-static uint8_t cfg_read8(const void *ctx, uint16_t off) { return pci_read8(ctx, off); }
-
 /* MSI-X for modern devices that offer it (QEMU 7.2's balloon does not; other
  * hosts' may). Returns 0 if it is on. */
 static int setup_msix(struct virtio_pci *vp)
@@ -68,7 +66,7 @@ static int setup_msix(struct virtio_pci *vp)
 		io[i] = d->bar[i].is_io;
 	}
 	struct msix_info mi;
-	int found = msix_parse(cfg_read8, d, sizes, io, &mi);
+	int found = msix_parse(pci_cfg_read8, d, sizes, io, &mi);
 	if (found <= 0 || !vp->modern) {
 		if (found < 0)
 			klog("%s: malformed MSI-X capability; not using it", vp->vd.name);

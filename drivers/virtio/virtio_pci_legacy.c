@@ -73,8 +73,6 @@ const struct virtio_ops virtio_pci_legacy_ops = {
 	.read_isr = legacy_read_isr,
 };
 
-static uint8_t cfg_read8(const void *ctx, uint16_t off) { return pci_read8(ctx, off); }
-
 /* With MSI-X enabled, two vector registers come first and the device
  * config moves to 0x18 (virtio 1.2, "Legacy Interface: A Note on PCI
  * Device Layout"). A device reset does not touch the enable bit, so a
@@ -82,7 +80,7 @@ static uint8_t cfg_read8(const void *ctx, uint16_t off) { return pci_read8(ctx, 
  * the config would be read 4 bytes off. */
 static void msix_off(struct virtio_pci *vp)
 {
-	int cap = pci_cap_find(cfg_read8, vp->pci, PCI_CAP_ID_MSIX, 0);
+	int cap = pci_cap_find(pci_cfg_read8, vp->pci, PCI_CAP_ID_MSIX, 0);
 	if (cap <= 0)
 		return;
 	uint16_t ctrl = pci_read16(vp->pci, (uint16_t)cap + PCI_MSIX_CTRL);

@@ -115,8 +115,6 @@ const struct virtio_ops virtio_pci_modern_ops = {
 	.after_reset = modern_after_reset,
 };
 
-static uint8_t cfg_read8(const void *ctx, uint16_t off) { return pci_read8(ctx, off); }
-
 static int map_region(struct virtio_pci *vp, const struct virtio_pci_cap *c, struct virtio_pci_region *r)
 {
 	volatile uint8_t *base = pci_map_bar(vp->pci, c->bar, c->offset, c->length);
@@ -136,7 +134,7 @@ int virtio_pci_modern_init(struct virtio_pci *vp)
 		bars[i] = (struct virtio_pci_bar_info){ vp->pci->bar[i].size, vp->pci->bar[i].is_io };
 	struct virtio_pci_cap caps[VIRTIO_PCI_CAP_PCI_CFG + 1];
 	const char *why = NULL;
-	if (virtio_pci_parse_caps(cfg_read8, vp->pci, bars, caps, &vp->notify_off_multiplier, &why) < 0) {
+	if (virtio_pci_parse_caps(pci_cfg_read8, vp->pci, bars, caps, &vp->notify_off_multiplier, &why) < 0) {
 		klog("%s: not usable as modern: %s", vp->vd.name, why);
 		return -1;
 	}

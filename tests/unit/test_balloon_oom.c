@@ -5,6 +5,20 @@
  * in; on the machine of balloon_machine.h. */
 #include "tests/unit/balloon_machine.h"
 
+/* A workload that allocates page by page until the OOM handler has run
+ * `events` times; returns how many pages it holds (in hog). */
+static uint64_t hog_until_oom_calls(uint64_t events, uint64_t *hog)
+{
+	uint64_t hogged = 0;
+	while (oom_calls < events) {
+		uint64_t pa = page_alloc(0);
+		if (!CHECK(pa != PMM_NO_PAGE))
+			break;
+		hog[hogged++] = pa;
+	}
+	return hogged;
+}
+
 /* 3. DEFLATE_ON_OOM: a workload runs the allocator dry five times; each
  * time balloon_oom_deflate hands back a batch at once, and the work tells
  * the host later, in deflate buffers marked already_back (with a deflate
@@ -28,13 +42,7 @@ static void test_deflate_on_oom(void)
 		if (!settle(5000, ALL, what))
 			continue;
 		CHECK_EQ_U64(pmm.c.offline_pages, 0); /* DEFLATE_ON_OOM: ballooned pages stay managed */
-		uint64_t hogged = 0, free_before = pmm.c.free_pages;
-		while (oom_calls < events) {
-			uint64_t pa = page_alloc(0);
-			if (!CHECK(pa != PMM_NO_PAGE))
-				break;
-			hog[hogged++] = pa;
-		}
+		uint64_t free_before = pmm.c.free_pages, hogged = hog_until_oom_calls(events, hog);
 		CHECK(irq_on);
 		CHECK_EQ_U64(b->oom_deflates, events);
 		CHECK_EQ_U64(b->oom_pages, told);
@@ -97,13 +105,7 @@ static void test_oom_freed_before_told(void)
 		snprintf(what, sizeof what, "OOM, freed before told, deflate queue of %u: inflate", deflate_sizes[s]);
 		if (!settle(5000, ALL, what))
 			continue;
-		uint64_t hogged = 0;
-		while (oom_calls < events) {
-			uint64_t pa = page_alloc(0);
-			if (!CHECK(pa != PMM_NO_PAGE))
-				break;
-			hog[hogged++] = pa;
-		}
+		uint64_t hogged = hog_until_oom_calls(events, hog);
 		CHECK_EQ_U64(b->oom_tell_count, told);
 		while (hogged)
 			page_free(hog[--hogged], 0);
