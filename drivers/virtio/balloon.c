@@ -14,31 +14,48 @@
 #include "kernel/log.h"
 #include "kernel/mm/mm.h"
 
-#define STATS_LOG_MAX 512
-
 struct balloon balloon;
 
+
+/* Modern transports let the driver choose a smaller ring; this many entries
+ * are more than the balloon ever has in flight. Legacy ones impose theirs
+ * (QEMU 10.0's: 1024). */
+#define BALLOON_QUEUE_SIZE_PREFERRED 256
+
+static unsigned order_for(uint64_t bytes)
+{
+	unsigned order = 0;
+	while ((PAGE_SIZE << order) < bytes)
+		order++;
+	return order;
+}
 
 int balloon_setup_queue(struct balloon *b, struct virtqueue *vq, unsigned index)
 {
 	struct virtio_dev *vd = b->vd;
-	uint16_t max = vd->ops->queue_max_size(vd, index);
-	uint16_t size = max;
-	if (!vd->ops->fixed_queue_size && size > VQ_MAX_SIZE)
-		size = VQ_MAX_SIZE;
+	uint32_t max = vd->ops->queue_max_size(vd, index);
+	uint32_t size = max;
+	if (!vd->ops->fixed_queue_size && size > BALLOON_QUEUE_SIZE_PREFERRED)
+		size = BALLOON_QUEUE_SIZE_PREFERRED;
 	if (max == 0 || size > VQ_MAX_SIZE || (size & (size - 1))) {
 		klog("%s: queue %u has unusable size %u", vd->name, index, max);
 		return -1;
 	}
-	uint64_t bytes = vq_ring_bytes(size);
-	unsigned order = 0;
-	while ((PAGE_SIZE << order) < bytes)
-		order++;
-	uint64_t pa = page_alloc(order);
+	unsigned ring_order = order_for(vq_ring_bytes(size)), state_order = order_for(vq_state_bytes(size));
+	if (ring_order > PMM_MAX_ORDER || state_order > PMM_MAX_ORDER) {
+		klog("%s: queue %u of size %u needs more contiguous memory than the allocator gives", vd->name, index, size);
+		return -1;
+	}
+	uint64_t pa = page_alloc(ring_order);
 	if (pa == PMM_NO_PAGE)
 		return -1;
-	memset(phys_to_virt(pa), 0, PAGE_SIZE << order);
-	vq_init(vq, (uint16_t)index, size, phys_to_virt(pa), pa, virtio_has(vd, VIRTIO_F_EVENT_IDX));
+	uint64_t state = page_alloc(state_order);
+	if (state == PMM_NO_PAGE) {
+		page_free(pa, ring_order);
+		return -1;
+	}
+	memset(phys_to_virt(pa), 0, PAGE_SIZE << ring_order);
+	vq_init(vq, (uint16_t)index, size, phys_to_virt(pa), pa, phys_to_virt(state), virtio_has(vd, VIRTIO_F_EVENT_IDX));
 	return vd->ops->queue_activate(vd, vq);
 }
 
@@ -58,54 +75,55 @@ static void kick(struct balloon *b, struct virtqueue *vq)
 		b->vd->ops->notify(b->vd, vq);
 }
 
-/* Builds a buffer from one fresh snapshot as the plan says, and logs the
- * host's view of it (what qom-get guest-stats will show once the host has
- * it) before handing it over. */
-static size_t fill_and_log(struct balloon *b, void *buf, bool first)
+/* Builds a buffer from one fresh snapshot as the plan says. */
+static size_t stats_fill(struct balloon *b, void *buf, bool first)
 {
 	struct mm_stats s;
-	struct balloon_stat_values vals, host;
-	char line[STATS_LOG_MAX];
+	struct balloon_stat_values vals;
 	mm_stats(&s);
 	balloon_stats_from_mm(&s, &vals);
-	size_t bytes = stats_plan_build(&b->plan, &vals, first, buf, PAGE_SIZE);
+	return stats_plan_build(&b->plan, &vals, first, buf, PAGE_SIZE);
+}
+
+/* After the kick, never before: the log gets the bytes as they were sent
+ * and formats them later, away from the answer path. */
+static void stats_log(uint64_t seq, const void *buf, size_t bytes)
+{
+	struct balloon_stats_logged h = { .seq = seq, .len = (uint32_t)bytes };
+	log_defer(balloon_stats_line_piece, &h, sizeof(h), buf, (uint32_t)bytes);
+}
+
+/* Adds one stats buffer and kicks; the answer is given once it is added. */
+static int stats_add(struct balloon *b, void *buf, uint64_t phys, bool first, void *token)
+{
+	size_t bytes = stats_fill(b, buf, first);
+	struct vq_buf vb = { phys, (uint32_t)bytes };
+	if (vq_add(&b->stats_vq, &vb, 1, 0, token) < 0)
+		return -1;
+	kick(b, &b->stats_vq);
 	b->stats_seq++;
-	if (bytes == 0) {
-		/* nothing QEMU 7.2 parses: it refuses the buffer and stops the device */
-		klog("stats seq=%" PRIu64 " zero-length buffer: QEMU 7.2 refuses it, keeps the previous values "
-		     "and marks the device broken", b->stats_seq);
-		return bytes;
-	}
-	stats_host_view(buf, bytes, &host);
-	balloon_stats_format(line, sizeof(line), b->stats_seq, &host);
-	klog("%s", line);
-	return bytes;
+	stats_log(b->stats_seq, buf, bytes);
+	return 0;
 }
 
 void balloon_stats_answer(struct balloon *b)
 {
-	size_t bytes = fill_and_log(b, b->stats_buf, !b->stats_primed);
-	b->stats_primed = true;
 	b->answer_due = false;
-	struct vq_buf buf = { b->stats_buf_phys, (uint32_t)bytes };
-	if (vq_add(&b->stats_vq, &buf, 1, 0, b) < 0) {
+	if (stats_add(b, b->stats_buf, b->stats_buf_phys, !b->stats_primed, b) < 0) {
 		klog("%s: stats buffer could not be added", b->vd->name);
 		return;
 	}
+	b->stats_primed = true;
 	b->stats_held = false;
-	kick(b, &b->stats_vq);
 }
 
 int balloon_stats_extra(struct balloon *b)
 {
 	if (b->extra_in_flight || !b->extra_buf)
 		return -1;
-	size_t bytes = fill_and_log(b, b->extra_buf, false);
-	struct vq_buf buf = { b->extra_phys, (uint32_t)bytes };
-	if (vq_add(&b->stats_vq, &buf, 1, 0, &b->extra_buf) < 0)
+	if (stats_add(b, b->extra_buf, b->extra_phys, false, &b->extra_buf) < 0)
 		return -1;
 	b->extra_in_flight = true;
-	kick(b, &b->stats_vq);
 	return 0;
 }
 
@@ -253,8 +271,12 @@ int balloon_probe(struct virtio_dev *vd)
 	}
 	vd->interrupt = balloon_interrupt;
 	virtio_driver_ok(vd);
-	klog("%s: up (stats %s, event_idx %s, deflate_on_oom %s, reporting %s, page_poison %s)", vd->name,
-	     b->has_stats ? "on" : "off: device has no STATS_VQ", virtio_has(vd, VIRTIO_F_EVENT_IDX) ? "on" : "off",
+	/* the one line a device gets in the default log: everything a user
+	 * needs to know about how it was brought up */
+	klog("%s: up transport=%s interrupts=%s offered=0x%" PRIx64 " accepted=0x%" PRIx64
+	     " stats=%s event_idx=%s deflate_on_oom=%s reporting=%s page_poison=%s",
+	     vd->name, vd->ops->name, vd->irq_mode ? vd->irq_mode : "none", vd->offered, vd->features,
+	     b->has_stats ? "on" : "off", virtio_has(vd, VIRTIO_F_EVENT_IDX) ? "on" : "off",
 	     b->deflate_on_oom ? "on" : "off", b->reporting ? "on" : "off", b->poison ? "on" : "off");
 	if (b->has_stats) {
 		uint64_t flags = irq_save();

@@ -15,26 +15,30 @@
 
 static uint64_t align_up(uint64_t v, uint64_t a) { return (v + a - 1) & ~(a - 1); }
 
-static uint64_t used_offset(uint16_t size)
+static uint64_t used_offset(uint32_t size)
 {
 	return align_up(sizeof(struct vring_desc) * size + sizeof(struct vring_avail) + 2u * size + 2u,
 	                VRING_USED_ALIGN);
 }
 
-uint64_t vq_ring_bytes(uint16_t size)
+uint64_t vq_ring_bytes(uint32_t size)
 {
 	return used_offset(size) + sizeof(struct vring_used) + sizeof(struct vring_used_elem) * size + 2u;
 }
+
+uint64_t vq_state_bytes(uint32_t size) { return sizeof(struct vq_desc_state) * (uint64_t)size; }
 
 /* The event index fields live just past each ring (2.7.10). */
 static volatile uint16_t *used_event(struct virtqueue *vq) { return &vq->avail->ring[vq->size]; }
 static volatile uint16_t *avail_event(struct virtqueue *vq) { return (volatile uint16_t *)&vq->used->ring[vq->size]; }
 
-int vq_init(struct virtqueue *vq, uint16_t index, uint16_t size, void *mem, uint64_t phys, bool event_idx)
+int vq_init(struct virtqueue *vq, uint16_t index, uint32_t size, void *mem, uint64_t phys, void *state,
+            bool event_idx)
 {
-	if (size == 0 || size > VQ_MAX_SIZE || (size & (size - 1)))
+	if (size == 0 || size > VQ_MAX_SIZE || (size & (size - 1)) || !state)
 		return -1;
 	memset(vq, 0, sizeof(*vq));
+	vq->st = memset(state, 0, vq_state_bytes(size));
 	vq->index = index;
 	vq->size = size;
 	vq->event_idx = event_idx;
@@ -44,9 +48,9 @@ int vq_init(struct virtqueue *vq, uint16_t index, uint16_t size, void *mem, uint
 	vq->desc_phys = phys;
 	vq->avail_phys = phys + sizeof(struct vring_desc) * size;
 	vq->used_phys = phys + used_offset(size);
-	vq->num_free = size;
-	for (uint16_t i = 0; i < size; i++)
-		vq->next[i] = (uint16_t)(i + 1);
+	vq->num_free = (uint16_t)size;
+	for (uint32_t i = 0; i < size; i++)
+		vq->st[i].next = (uint16_t)(i + 1);
 	return 0;
 }
 
@@ -62,18 +66,18 @@ int vq_add(struct virtqueue *vq, const struct vq_buf *bufs, unsigned n_out, unsi
 		d->addr = bufs[k].addr;
 		d->len = bufs[k].len;
 		d->flags = (k >= n_out ? VRING_DESC_F_WRITE : 0) | (k + 1 < n ? VRING_DESC_F_NEXT : 0);
-		d->next = vq->next[i];
+		d->next = vq->st[i].next;
 		/* saturate: writable parts past 4 GiB in all still allow a
 		 * device to report UINT32_MAX bytes */
 		if (k >= n_out)
 			in_len = in_len + bufs[k].len < in_len ? UINT32_MAX : in_len + bufs[k].len;
-		i = vq->next[i];
+		i = vq->st[i].next;
 	}
 	vq->free_head = i;
 	vq->num_free -= n;
-	vq->chain_len[head] = (uint16_t)n;
-	vq->in_len[head] = in_len;
-	vq->token[head] = token;
+	vq->st[head].chain_len = (uint16_t)n;
+	vq->st[head].in_len = in_len;
+	vq->st[head].token = token;
 	vq->avail->ring[vq->avail_idx % vq->size] = head;
 	vq_wmb(); /* descriptors and ring entry before the index that publishes them */
 	vq->avail_idx++;
@@ -121,20 +125,21 @@ void *vq_get_used(struct virtqueue *vq, uint32_t *len)
 	struct vring_used_elem e = vq->used->ring[vq->last_used_idx % vq->size];
 	if (e.id >= vq->size)
 		return mark_broken(vq, "used id out of range", e.id, e.len);
-	if (!vq->token[e.id])
+	struct vq_desc_state *h = &vq->st[e.id];
+	if (!h->token)
 		return mark_broken(vq, "used id is not a buffer in flight", e.id, e.len);
-	if (e.len > vq->in_len[e.id])
+	if (e.len > h->in_len)
 		return mark_broken(vq, "used length exceeds the buffer", e.id, e.len);
-	void *token = vq->token[e.id];
+	void *token = h->token;
 	/* return the chain to the free list, following our own next links */
 	uint16_t tail = (uint16_t)e.id;
-	for (uint16_t k = 1; k < vq->chain_len[e.id]; k++)
-		tail = vq->next[tail];
-	vq->next[tail] = vq->free_head;
+	for (uint16_t k = 1; k < h->chain_len; k++)
+		tail = vq->st[tail].next;
+	vq->st[tail].next = vq->free_head;
 	vq->free_head = (uint16_t)e.id;
-	vq->num_free += vq->chain_len[e.id];
-	vq->chain_len[e.id] = 0;
-	vq->token[e.id] = NULL;
+	vq->num_free += h->chain_len;
+	h->chain_len = 0;
+	h->token = NULL;
 	vq->last_used_idx++;
 	if (vq->event_idx) {
 		*used_event(vq) = vq->last_used_idx;

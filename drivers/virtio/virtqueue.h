@@ -48,7 +48,17 @@ struct vring_used {
 };
 _Static_assert(sizeof(struct vring_used) == 4, "2.7.8");
 
-#define VQ_MAX_SIZE 256
+#define VQ_MAX_SIZE 32768 /* 2.7: Queue Size is a power of two, at most 32768 */
+
+/* The driver's own record of descriptor i: never in memory the device is
+ * told about, so nothing the device writes can change it. */
+struct vq_desc_state {
+	void *token;        /* by head: the caller's token, NULL if not in flight */
+	uint32_t in_len;    /* by head: device-writable bytes of the chain */
+	uint16_t chain_len; /* by head: descriptors in the chain, 0 if not in flight */
+	uint16_t next;      /* the free list, and the chain links as the driver wrote them */
+};
+_Static_assert(sizeof(struct vq_desc_state) == 16, "four of them a cache line");
 
 struct vq_buf {
 	uint64_t addr; /* device (physical) address */
@@ -56,19 +66,17 @@ struct vq_buf {
 };
 
 struct virtqueue {
-	uint16_t index, size;
+	uint16_t index;
+	uint32_t size;
 	struct vring_desc *desc;
 	volatile struct vring_avail *avail;
 	volatile struct vring_used *used;
 	uint64_t desc_phys, avail_phys, used_phys;
 	bool event_idx;
 	/* driver-private state: never read back from device-writable memory */
-	uint16_t free_head, num_free;
+	uint16_t free_head, num_free; /* 16 bits hold 32768 */
 	uint16_t avail_idx, last_used_idx, kicked_idx;
-	uint16_t next[VQ_MAX_SIZE];
-	uint16_t chain_len[VQ_MAX_SIZE];  /* per head, 0 if not in flight */
-	uint32_t in_len[VQ_MAX_SIZE];     /* device-writable bytes per head */
-	void *token[VQ_MAX_SIZE];
+	struct vq_desc_state *st; /* size entries */
 	bool broken;
 	const char *broken_reason;
 	uint64_t bad_id, bad_len;        /* what a broken entry said */
@@ -77,11 +85,15 @@ struct virtqueue {
 	uint16_t notify_off;
 };
 
-/* Bytes of ring memory for `size` entries in the legacy layout. */
-uint64_t vq_ring_bytes(uint16_t size);
+/* Bytes of ring memory for `size` entries in the legacy layout, and of the
+ * driver's state for them. */
+uint64_t vq_ring_bytes(uint32_t size);
+uint64_t vq_state_bytes(uint32_t size);
 /* mem (virtual) and phys name the same zeroed vq_ring_bytes(size) bytes;
- * size must be a power of two, at most VQ_MAX_SIZE. */
-int vq_init(struct virtqueue *vq, uint16_t index, uint16_t size, void *mem, uint64_t phys, bool event_idx);
+ * state is vq_state_bytes(size) bytes the device is never told about; size
+ * must be a power of two, at most VQ_MAX_SIZE. */
+int vq_init(struct virtqueue *vq, uint16_t index, uint32_t size, void *mem, uint64_t phys, void *state,
+            bool event_idx);
 /* Adds a chain of n_out device-readable then n_in device-writable buffers.
  * Returns 0, or -1 if there are not enough free descriptors (or the queue
  * is broken). */

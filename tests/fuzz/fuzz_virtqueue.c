@@ -26,6 +26,7 @@
 #define PHYS_OFF 0x40000000ull /* "physical" = host address + this */
 #define MAX_OPS 1024
 #define MAX_CHAIN 6
+#define VQ_FUZZ_MAX 256 /* the largest queue fuzzed (sizes 1 to 256) */
 
 struct chain {
 	bool live;
@@ -50,8 +51,9 @@ struct h {
 	bool broken;
 	uint16_t added, collected, kicked;
 	unsigned inflight, descs_in_flight;
-	uint16_t owner[VQ_MAX_SIZE]; /* head + 1 of the chain holding each descriptor */
-	struct chain chain[VQ_MAX_SIZE]; /* by head */
+	uint16_t owner[VQ_FUZZ_MAX]; /* head + 1 of the chain holding each descriptor */
+	struct chain chain[VQ_FUZZ_MAX]; /* by head */
+	struct vq_desc_state state[VQ_FUZZ_MAX]; /* the driver's, apart from the rings */
 	uintptr_t serial;
 };
 
@@ -81,12 +83,15 @@ static void op_add(struct h *h, struct fuzz_in *in)
 	bool ok = !h->broken && n > 0 && n <= h->size - h->descs_in_flight && token;
 
 	static struct virtqueue before;
+	static struct vq_desc_state before_st[VQ_FUZZ_MAX];
 	before = h->vq;
+	memcpy(before_st, h->vq.st, vq_state_bytes(h->size));
 	int r = vq_add(&h->vq, bufs, n_out, n_in, token);
 	FUZZ_ASSERT((r == 0) == ok, "vq_add(%u+%u) = %d with %u free, broken %d", n_out, n_in, r,
 	            h->size - h->descs_in_flight, h->broken);
 	if (!ok) {
-		FUZZ_ASSERT(memcmp(&before, &h->vq, sizeof before) == 0, "a refused vq_add changed the queue");
+		FUZZ_ASSERT(memcmp(&before, &h->vq, sizeof before) == 0 &&
+		            memcmp(before_st, h->vq.st, vq_state_bytes(h->size)) == 0, "a refused vq_add changed the queue");
 		return;
 	}
 	/* published: the head in the next avail slot, then the index */
@@ -199,7 +204,9 @@ static void op_get(struct h *h)
 			lie = "length";
 	}
 	static struct virtqueue before;
+	static struct vq_desc_state before_st[VQ_FUZZ_MAX];
 	before = h->vq;
+	memcpy(before_st, h->vq.st, vq_state_bytes(h->size));
 	uint32_t len = 0xa5a5a5a5;
 	void *tok = vq_get_used(&h->vq, &len);
 	if (h->broken || !pending || lie) {
@@ -212,9 +219,7 @@ static void op_get(struct h *h)
 		/* nothing freed or forgotten */
 		FUZZ_ASSERT(h->vq.num_free == before.num_free && h->vq.free_head == before.free_head &&
 		            h->vq.last_used_idx == before.last_used_idx &&
-		            memcmp(h->vq.next, before.next, sizeof before.next) == 0 &&
-		            memcmp(h->vq.chain_len, before.chain_len, sizeof before.chain_len) == 0 &&
-		            memcmp(h->vq.token, before.token, sizeof before.token) == 0,
+		            memcmp(h->vq.st, before_st, vq_state_bytes(h->size)) == 0,
 		            "no token, yet the driver's state changed");
 		return;
 	}
@@ -261,12 +266,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 	/* sizes the queue must refuse: 0, not a power of two, past the max */
 	if (cfg & 0x20) {
-		uint16_t bad = take_u16(&in);
+		uint32_t bad = take_u16(&in) | (uint32_t)(take_u8(&in) & 1) << 16;
 		bool valid = bad && bad <= VQ_MAX_SIZE && !(bad & (bad - 1));
 		if (!valid)
-			FUZZ_ASSERT(vq_init(&h.vq, 0, bad, h.mem, phys, false) == -1, "size %u accepted", bad);
+			FUZZ_ASSERT(vq_init(&h.vq, 0, bad, h.mem, phys, h.state, false) == -1, "size %u accepted", bad);
 	}
-	FUZZ_ASSERT(vq_init(&h.vq, 1, h.size, h.mem, phys, h.event_idx) == 0, "size %u refused", h.size);
+	FUZZ_ASSERT(vq_init(&h.vq, 1, h.size, h.mem, phys, h.state, h.event_idx) == 0, "size %u refused", h.size);
 	/* 2.7.2 legacy layout: descriptors, avail (+ used_event), then used
 	 * (+ avail_event) at the next 4096 boundary, all inside the memory */
 	uint64_t used_off = (16ull * h.size + 6 + 2ull * h.size + 4095) & ~4095ull;

@@ -180,6 +180,9 @@ static uint32_t host_actual; /* the config field the driver writes */
 static unsigned unreachable_logs, untracked_logs;
 static char unreachable_line[256], untracked_line[256];
 
+/* kdebug lines are logged too: tests see them all */
+bool log_verbose = true;
+
 void kprintf(const char *fmt, ...)
 {
 	char line[256];
@@ -369,7 +372,11 @@ static inline void queue_up(struct virtqueue *vq, unsigned index, uint16_t size,
 		order++;
 	uint64_t pa = page_alloc(order);
 	memset(at(pa), 0, PAGE_SIZE << order);
-	CHECK_EQ_U64(vq_init(vq, (uint16_t)index, size, at(pa), pa, true), 0);
+	unsigned state_order = 0;
+	while ((PAGE_SIZE << state_order) < vq_state_bytes(size))
+		state_order++;
+	uint64_t state = page_alloc(state_order);
+	CHECK_EQ_U64(vq_init(vq, (uint16_t)index, size, at(pa), pa, at(state), true), 0);
 	memset(d, 0, sizeof *d);
 	d->vq = vq;
 	d->inflate = index == VIRTIO_BALLOON_VQ_INFLATE;

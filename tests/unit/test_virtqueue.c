@@ -8,7 +8,7 @@
 /* The legacy layout (virtio 1.2, 2.7.2), computed independently. */
 static void test_layout(void)
 {
-	for (unsigned size = 1; size <= VQ_MAX_SIZE; size *= 2) {
+	for (unsigned size = 1; size <= VQ_TEST_MAX; size *= 2) {
 		uint64_t avail_end = 16 * size + 4 + 2 * size + 2; /* flags, idx, ring, used_event */
 		uint64_t used_off = (avail_end + 4095) / 4096 * 4096;
 		CHECK_EQ_U64(vq_ring_bytes((uint16_t)size), used_off + 4 + 8 * size + 2);
@@ -31,17 +31,23 @@ static void test_layout(void)
 	/* sizes that are not powers of two, or too big */
 	struct virtqueue vq;
 	static uint8_t mem[16384];
-	const uint16_t bad[] = { 0, 3, 6, 255, 257, 512, 0x8000, 0xffff };
+	static struct vq_desc_state st[4];
+	const uint32_t bad[] = { 0, 3, 6, 255, 257, 0x10000, 0x7fff, 0xffff, 0x20000 };
 	for (unsigned i = 0; i < sizeof bad / sizeof bad[0]; i++)
-		if (!CHECK_EQ_U64(vq_init(&vq, 0, bad[i], mem, 0, false), (uint64_t)-1))
+		if (!CHECK_EQ_U64(vq_init(&vq, 0, bad[i], mem, 0, st, false), (uint64_t)-1))
 			fprintf(stderr, "    size %u accepted\n", bad[i]);
+	/* no state memory */
+	CHECK_EQ_U64(vq_init(&vq, 0, 4, mem, 0, NULL, false), (uint64_t)-1);
+	/* the spec's largest queue: layout and state sizes, and 32768 free */
+	CHECK_EQ_U64(vq_state_bytes(VQ_MAX_SIZE), 16u * 32768);
+	CHECK_EQ_U64(vq_ring_bytes(1024), 20480 + 8198);
 }
 
 /* Adds chains of every length with every split into readable and
  * writable parts; the device must see exactly what was added. */
 static void round_trip(struct fix *f, unsigned n, unsigned n_out, uintptr_t t)
 {
-	struct vq_buf bufs[VQ_MAX_SIZE];
+	struct vq_buf bufs[VQ_TEST_MAX];
 	uint32_t in_bytes = 0;
 	for (unsigned k = 0; k < n; k++) {
 		bufs[k] = (struct vq_buf){ 0x100000000ull * (k + 1) + t * 0x1000, (uint32_t)(1 + k * 3 + t % 7) };
@@ -91,7 +97,7 @@ static void test_round_trips(void)
 		struct vq_buf b = { 0x1000, 8 };
 		CHECK_EQ_U64(vq_add(&f.vq, &b, 0, 0, tok(1)), (uint64_t)-1);
 		CHECK_EQ_U64(vq_add(&f.vq, &b, 1, 0, NULL), (uint64_t)-1);
-		struct vq_buf many[VQ_MAX_SIZE + 1] = { 0 };
+		struct vq_buf many[VQ_TEST_MAX + 1] = { 0 };
 		CHECK_EQ_U64(vq_add(&f.vq, many, sizes[s], 1, tok(1)), (uint64_t)-1);
 		CHECK_EQ_U64(f.vq.num_free, sizes[s]);
 		CHECK_EQ_U64(f.dev.avail->idx, t - 1); /* refused adds publish nothing */

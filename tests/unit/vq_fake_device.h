@@ -18,6 +18,8 @@
 #include "tests/unit/check.h"
 
 #define PHYS_OFF 0x40000000ull
+/* the largest queue these tests build; the driver allows VQ_MAX_SIZE */
+#define VQ_TEST_MAX 256
 
 #define RNG_SEED 0x7669727471ull
 #include "tests/unit/xorshift.h"
@@ -28,7 +30,7 @@ struct dev {
 	struct vring_avail *avail;
 	struct vring_used *used;
 	uint16_t last_avail, used_idx;
-	uint16_t owner[VQ_MAX_SIZE]; /* head + 1 of the in-flight chain holding each descriptor */
+	uint16_t owner[VQ_TEST_MAX]; /* head + 1 of the in-flight chain holding each descriptor */
 	bool bad;                   /* a chain broke the rules: the test fails */
 };
 
@@ -37,6 +39,7 @@ struct fix {
 	struct dev dev;
 	uint8_t *mem;
 	uint64_t phys;
+	struct vq_desc_state state[VQ_TEST_MAX]; /* the driver's own, apart from the rings */
 };
 
 static inline uint16_t *avail_event(struct dev *d) { return (uint16_t *)&d->used->ring[d->size]; }
@@ -53,7 +56,7 @@ static inline bool setup(struct fix *f, uint16_t size, bool event_idx)
 		return false;
 	f->mem = memset(m, 0, bytes);
 	f->phys = (uint64_t)(uintptr_t)m + PHYS_OFF;
-	if (!CHECK_EQ_U64(vq_init(&f->vq, 2, size, f->mem, f->phys, event_idx), 0)) {
+	if (!CHECK_EQ_U64(vq_init(&f->vq, 2, size, f->mem, f->phys, f->state, event_idx), 0)) {
 		free(m);
 		return false;
 	}
@@ -69,9 +72,9 @@ static inline void teardown(struct fix *f) { free(f->mem); }
 /* One chain as the device saw it. */
 struct chain {
 	uint16_t head, n, n_out;
-	uint16_t idx[VQ_MAX_SIZE];
-	uint64_t addr[VQ_MAX_SIZE];
-	uint32_t len[VQ_MAX_SIZE];
+	uint16_t idx[VQ_TEST_MAX];
+	uint64_t addr[VQ_TEST_MAX];
+	uint32_t len[VQ_TEST_MAX];
 	uint32_t writable;
 };
 
