@@ -1,5 +1,6 @@
 /* Faults provoked on purpose ("crash=<kind>" on the command line), to test
  * the exception report and the exit path; and the uptime command. */
+#include <stdio.h>
 #include <string.h>
 #include "kernel/arch/arch.h"
 #include "kernel/arch/cpu.h"
@@ -49,8 +50,34 @@ static void cmd_uptime(int argc, char **argv)
 	           tsc_to_us(rdtsc()) / 1000);
 }
 
+#define IRQ_ANSWER_MAX 768
+
+/* Interrupts taken per vector: which vector a device's interrupts really
+ * use (MSI-X config and queue vectors, a shared INTx line) shows here. */
+static void cmd_irq(int argc, char **argv)
+{
+	(void)argv;
+	if (argc != 1) {
+		console_err("usage: irq");
+		return;
+	}
+	char buf[IRQ_ANSWER_MAX];
+	size_t n = 0;
+	buf[0] = '\0';
+	for (unsigned v = VECTOR_IRQ_BASE; v < VECTOR_COUNT && n < sizeof(buf); v++) {
+		if (!irq_name(v, 0))
+			continue;
+		for (unsigned h = 0; irq_name(v, h) && n < sizeof(buf); h++)
+			n += (size_t)snprintf(buf + n, sizeof(buf) - n, "%s%s", h ? "+" : n ? " " : "", irq_name(v, h));
+		if (n < sizeof(buf))
+			n += (size_t)snprintf(buf + n, sizeof(buf) - n, "@0x%x=%" PRIu64, v, irq_count(v));
+	}
+	console_ok("%s", buf);
+}
+
 static const struct console_cmd debug_cmds[] = {
 	{ "uptime", "", cmd_uptime },
+	{ "irq", "", cmd_irq },
 };
 
 void debug_console_init(void)

@@ -24,8 +24,8 @@
 static void log_boot_map(const struct boot_info *bi)
 {
 	for (uint32_t i = 0; i < bi->mem_count; i++)
-		klog("memmap base=0x%" PRIx64 " size=0x%" PRIx64 " type=%s", bi->mem[i].base, bi->mem[i].size,
-		     boot_mem_type_name(bi->mem[i].type));
+		kdebug("memmap base=0x%" PRIx64 " size=0x%" PRIx64 " type=%s", bi->mem[i].base, bi->mem[i].size,
+		       boot_mem_type_name(bi->mem[i].type));
 }
 
 static void log_summary(const struct boot_info *bi)
@@ -56,8 +56,9 @@ _Noreturn void kmain(const struct boot_info *bi)
 {
 	char value[CMDLINE_VALUE_MAX];
 
-	serial_init();                 /* the log, from here on */
-	klog("booting (%s front end) cmdline='%s'", bi->front_end, bi->cmdline);
+	serial_init();                 /* the UART */
+	log_init(bi->cmdline);         /* the log, from here on ("verbose": boot detail) */
+	klog("booting (%s front end) version=%s cmdline='%s'", bi->front_end, BALLAST_VERSION, bi->cmdline);
 	cpu_init_features();           /* SSE on, as newlib and gcc expect */
 	gdt_init();                    /* off the firmware's descriptor tables */
 	idt_init();                    /* every exception reports and exits */
@@ -80,5 +81,6 @@ _Noreturn void kmain(const struct boot_info *bi)
 		mm_selftest();
 	log_summary(bi);
 	klog("ready");
+	log_start();                   /* from here the idle loop writes the log */
 	idle_loop();
 }

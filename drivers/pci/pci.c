@@ -155,7 +155,7 @@ static void log_device(const struct pci_dev *d)
 			n += (size_t)snprintf(bars + n, sizeof(bars) - n, " bar%u=%s:0x%" PRIx64 "+0x%" PRIx64, i,
 			                      b->is_io ? "io" : b->is_64 ? "mem64" : "mem32", b->base, b->size);
 	}
-	klog("pci %02x:%02x.%x %04x:%04x class=%02x%02x%02x irq_pin=%u irq_line=%u%s", d->bus, d->dev, d->fn,
+	kdebug("pci %02x:%02x.%x %04x:%04x class=%02x%02x%02x irq_pin=%u irq_line=%u%s", d->bus, d->dev, d->fn,
 	     d->vendor, d->device, d->class_code, d->subclass, d->prog_if, d->irq_pin, d->irq_line, bars);
 }
 
@@ -226,14 +226,14 @@ static void find_ecam(void)
 	ecam_base = e.base;
 	ecam_start_bus = e.start_bus;
 	ecam_end_bus = e.end_bus;
-	klog("pci: ECAM at 0x%" PRIx64 " buses %u-%u", e.base, e.start_bus, e.end_bus);
+	kdebug("pci: ECAM at 0x%" PRIx64 " buses %u-%u", e.base, e.start_bus, e.end_bus);
 }
 
 int pci_init(void)
 {
 	find_ecam();
 	scan_bus(0, NULL, 0);
-	klog("pci: %u functions", device_count);
+	kdebug("pci: %u functions", device_count);
 	return 0;
 }
 

@@ -35,7 +35,7 @@ static bool host_bridge_is_q35(void)
 	return false;
 }
 
-int pci_route_intx(const struct pci_dev *d, irq_handler_fn fn, void *ctx)
+int pci_route_intx(const struct pci_dev *d, irq_handler_fn fn, void *ctx, const char *name)
 {
 	if (d->irq_pin < 1 || d->irq_pin > PCI_INTX_PINS)
 		return -1;
@@ -45,7 +45,7 @@ int pci_route_intx(const struct pci_dev *d, irq_handler_fn fn, void *ctx)
 			     d->irq_line);
 			return -1;
 		}
-		return irq_route_isa(d->irq_line, fn, ctx);
+		return irq_route_isa(d->irq_line, fn, ctx, name);
 	}
 	unsigned pin = d->irq_pin - 1u;
 	const struct pci_dev *at = d;
@@ -55,9 +55,9 @@ int pci_route_intx(const struct pci_dev *d, irq_handler_fn fn, void *ctx)
 	}
 	unsigned base = at->dev < Q35_SLOT_SPLIT ? Q35_GSI_SLOTS_0_23 : Q35_GSI_SLOTS_24_31;
 	unsigned gsi = base + (at->dev + pin) % PCI_INTX_PINS;
-	klog("pci %02x:%02x.%x: INT%c -> slot %u on bus 0 -> GSI %u (q35 _PRT)", d->bus, d->dev, d->fn,
+	kdebug("pci %02x:%02x.%x: INT%c -> slot %u on bus 0 -> GSI %u (q35 _PRT)", d->bus, d->dev, d->fn,
 	     'A' + d->irq_pin - 1, at->dev, gsi);
 	/* level-triggered, active high: what QEMU's ACPI says of the GSIE-GSIH
 	 * links (its IOAPIC ignores the polarity bit either way) */
-	return irq_route_gsi(gsi, true, false, fn, ctx);
+	return irq_route_gsi(gsi, true, false, fn, ctx, name);
 }

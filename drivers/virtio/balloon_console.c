@@ -168,8 +168,9 @@ static void cmd_stats(int argc, char **argv)
 		console_ok("paused=0 answered_held=%d", handed_back);
 	} else if (argc == 2 && strcmp(argv[1], "show") == 0) {
 		irq_restore(flags);
-		console_ok("seq=%" PRIu64 " requests=%" PRIu64 " paused=%d held=%d failed=%d persona=%s", b->stats_seq,
-		           b->stats_requests, b->stats_paused, b->stats_held, b->vd->failed, b->plan.persona);
+		console_ok("seq=%" PRIu64 " requests=%" PRIu64 " paused=%d held=%d failed=%d persona=%s log_dropped=%" PRIu64,
+		           b->stats_seq, b->stats_requests, b->stats_paused, b->stats_held, b->vd->failed, b->plan.persona,
+		           log_dropped());
 	} else if (argc == 2 && strcmp(argv[1], "latency") == 0) {
 		irq_restore(flags);
 		stats_latency(b);

@@ -35,8 +35,6 @@
 #define VIRTIO_BALLOON_S_ASYNC_RECLAIM  14
 #define VIRTIO_BALLOON_S_DIRECT_RECLAIM 15
 #define VIRTIO_BALLOON_S_NR             16
-/* QEMU 7.2 knows tags 0-9 only and ignores the rest. */
-#define VIRTIO_BALLOON_S_NR_QEMU72      10
 
 struct virtio_balloon_stat {
 	uint16_t tag;

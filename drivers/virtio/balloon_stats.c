@@ -3,13 +3,14 @@
 #include <string.h>
 #include "drivers/virtio/balloon_stats.h"
 
-static const char *const qmp_names[VIRTIO_BALLOON_S_NR_QEMU72] = {
+static const char *const qmp_names[VIRTIO_BALLOON_S_NR] = {
 	"stat-swap-in", "stat-swap-out", "stat-major-faults", "stat-minor-faults",
 	"stat-free-memory", "stat-total-memory", "stat-available-memory", "stat-disk-caches",
-	"stat-htlb-pgalloc", "stat-htlb-pgfail",
+	"stat-htlb-pgalloc", "stat-htlb-pgfail", "stat-oom-kills", "stat-alloc-stalls",
+	"stat-async-scans", "stat-direct-scans", "stat-async-reclaims", "stat-direct-reclaims",
 };
 
-const char *balloon_stat_name(uint16_t tag) { return tag < VIRTIO_BALLOON_S_NR_QEMU72 ? qmp_names[tag] : NULL; }
+const char *balloon_stat_name(uint16_t tag) { return tag < VIRTIO_BALLOON_S_NR ? qmp_names[tag] : NULL; }
 
 void balloon_stats_from_mm(const struct mm_stats *s, struct balloon_stat_values *out)
 {
@@ -50,15 +51,34 @@ size_t balloon_stats_encode(const uint16_t *tags, unsigned n, const struct ballo
 	return n * sizeof(struct virtio_balloon_stat);
 }
 
-int balloon_stats_format(char *buf, size_t len, uint64_t seq, const struct balloon_stat_values *vals)
+/* Cursor: 0 the head, 1 + i entry i, then the newline, then done. */
+#define LINE_DONE UINT32_MAX
+
+size_t balloon_stats_line_piece(const void *payload, uint32_t len, uint32_t *cursor, char *out, size_t cap)
 {
-	int n = snprintf(buf, len, "stats seq=%" PRIu64, seq);
-	for (uint16_t t = 0; t < VIRTIO_BALLOON_S_NR_QEMU72 && n >= 0; t++) {
-		size_t used = (size_t)n < len ? (size_t)n : len;
-		/* buf is NULL for the length query (len 0), and NULL + 0 is
-		 * undefined in C: no offset then, snprintf writes nothing anyway */
-		int m = snprintf(buf ? buf + used : NULL, len - used, " %s=%" PRIu64, qmp_names[t], vals->v[t]);
-		n = m < 0 ? m : n + m;
+	struct balloon_stats_logged h;
+	if (*cursor == LINE_DONE || len < sizeof(h) || cap == 0)
+		return 0;
+	memcpy(&h, payload, sizeof(h));
+	const uint8_t *bytes = (const uint8_t *)payload + sizeof(h);
+	uint32_t have = len - (uint32_t)sizeof(h); /* what the log kept: all of it */
+	uint32_t entries = (have < h.len ? have : h.len) / sizeof(struct virtio_balloon_stat);
+	int n;
+	if (*cursor == 0) {
+		n = h.len % sizeof(struct virtio_balloon_stat)
+			? snprintf(out, cap, "ballast: stats seq=%" PRIu64 " len=%" PRIu32, h.seq, h.len)
+			: snprintf(out, cap, "ballast: stats seq=%" PRIu64, h.seq);
+	} else if (*cursor - 1 < entries) {
+		struct virtio_balloon_stat e;
+		memcpy(&e, bytes + (size_t)(*cursor - 1) * sizeof(e), sizeof(e));
+		const char *name = balloon_stat_name(e.tag);
+		n = name ? snprintf(out, cap, " %s=%" PRIu64, name, e.val)
+		         : snprintf(out, cap, " tag%u=%" PRIu64, (unsigned)e.tag, e.val);
+	} else {
+		*cursor = LINE_DONE;
+		out[0] = '\n';
+		return 1;
 	}
-	return n;
+	(*cursor)++;
+	return n < 0 ? 0 : (size_t)n < cap ? (size_t)n : cap - 1;
 }

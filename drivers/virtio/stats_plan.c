@@ -64,7 +64,7 @@ int stats_tag_parse(const char *s)
 	uint64_t n;
 	if (parse_u64(s, &n))
 		return n < VIRTIO_BALLOON_S_NR ? (int)n : -1;
-	for (uint16_t t = 0; t < VIRTIO_BALLOON_S_NR_QEMU72; t++) {
+	for (uint16_t t = 0; t < VIRTIO_BALLOON_S_NR; t++) {
 		const char *name = balloon_stat_name(t);
 		if (strcmp(s, name) == 0 || strcmp(s, name + strlen("stat-")) == 0)
 			return t;
@@ -122,16 +122,4 @@ size_t stats_plan_build(const struct stats_plan *p, const struct balloon_stat_va
 	size_t pad = p->pad < cap - at ? p->pad : cap - at;
 	memset(out + at, 0, pad);
 	return at + pad;
-}
-
-void stats_host_view(const uint8_t *buf, size_t len, struct balloon_stat_values *out)
-{
-	for (unsigned t = 0; t < VIRTIO_BALLOON_S_NR; t++)
-		out->v[t] = UINT64_MAX;
-	struct virtio_balloon_stat e;
-	for (size_t at = 0; at + sizeof(e) <= len; at += sizeof(e)) {
-		memcpy(&e, buf + at, sizeof(e));
-		if (e.tag < VIRTIO_BALLOON_S_NR_QEMU72)
-			out->v[e.tag] = e.val;
-	}
 }

@@ -1,7 +1,8 @@
 /* How the statistics buffer is built: which tags in which order, and the
  * ways a guest can get it wrong on purpose (fault injection, personas of
- * other guests' drivers). Plus what QEMU 7.2 will make of a buffer, so the
- * guest can log the host's view of every answer exactly.
+ * other guests' drivers). What a host makes of a buffer is the host's
+ * business: the guest logs what it sent (balloon_stats.h), and the test
+ * harness knows each host (tests/e2e/hosts.py).
  * Pure logic, unit-tested natively. */
 #ifndef BALLAST_STATS_PLAN_H
 #define BALLAST_STATS_PLAN_H
@@ -20,7 +21,7 @@
 enum stats_fill {
 	STATS_FILL_ENTRIES, /* the tags with their values */
 	STATS_FILL_EMPTY,   /* zero entries: a buffer too short for one */
-	STATS_FILL_ZERO_LENGTH, /* a 0-byte buffer, which QEMU 7.2 answers by
+	STATS_FILL_ZERO_LENGTH, /* a 0-byte buffer, which QEMU answers by
 	                         * marking the whole device broken */
 	STATS_FILL_FF,      /* every byte 0xff, as virtio-win sends when it cannot gather */
 };
@@ -55,9 +56,4 @@ int stats_tag_parse(const char *s);
  * length (at most cap). */
 size_t stats_plan_build(const struct stats_plan *p, const struct balloon_stat_values *vals, bool first,
                         uint8_t *out, size_t cap);
-/* QEMU 7.2's reading of a buffer (virtio_balloon_receive_stats): every stat
- * reset to unset (UINT64_MAX), then each whole 10-byte entry in order, tags
- * 10 and up ignored, a later entry of a tag overwriting an earlier one. */
-void stats_host_view(const uint8_t *buf, size_t len, struct balloon_stat_values *out);
-
 #endif

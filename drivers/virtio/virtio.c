@@ -44,11 +44,11 @@ int virtio_negotiate(struct virtio_dev *vd, uint64_t wanted, uint64_t required)
 	}
 	vd->features = offered & wanted;
 	ops->set_features(vd, vd->features);
-	klog("%s: features offered=0x%" PRIx64 " accepted=0x%" PRIx64, vd->name, offered, vd->features);
+	kdebug("%s: features offered=0x%" PRIx64 " accepted=0x%" PRIx64, vd->name, offered, vd->features);
 	/* Offered and left out on purpose: say so, since a host testing these
 	 * options should not have to decode the masks above. */
 	if (offered & (1ull << VIRTIO_F_RING_PACKED))
-		klog("%s: packed virtqueues offered; using split virtqueues", vd->name);
+		kdebug("%s: packed virtqueues offered; using split virtqueues", vd->name);
 	bool access_platform = offered & (1ull << VIRTIO_F_ACCESS_PLATFORM);
 	if (access_platform)
 		klog("%s: VIRTIO_F_ACCESS_PLATFORM offered (device DMA through an IOMMU or a restricted "

@@ -67,6 +67,7 @@ struct virtio_dev {
 	uint64_t features;     /* negotiated */
 	unsigned config_size;  /* device config bytes, to range-check access */
 	bool failed;
+	const char *irq_mode;  /* how interrupts arrive: msix, msix-shared, intx, gsi or polled */
 	/* Set by the driver: called from the interrupt (or poll) with the ISR
 	 * bits that were pending. */
 	void (*interrupt)(struct virtio_dev *vd, uint8_t isr);

@@ -158,12 +158,14 @@ static unsigned probe_one(uint64_t size, uint64_t base, uint32_t irq, bool polle
 	                            .vd = { .name = name, .config_size = (unsigned)(size - VIRTIO_MMIO_CONFIG) } };
 	vm->vd.transport = vm;
 	vm->vd.ops = version == VIRTIO_MMIO_MODERN ? &mmio_modern_ops : &mmio_legacy_ops;
-	klog("%s: transport %s, irq %u", name, vm->vd.ops->name, irq);
-	if (polled || irq_route_gsi(irq, true, false, mmio_deliver, vm) < 0) {
+	kdebug("%s: transport %s, irq %u", name, vm->vd.ops->name, irq);
+	if (polled || irq_route_gsi(irq, true, false, mmio_deliver, vm, "balloon-gsi") < 0) {
 		timer_add_tick_handler(mmio_deliver, vm);
-		klog("%s: interrupts: polled every %u ms", name, TIMER_TICK_MS);
+		vm->vd.irq_mode = "polled";
+		kdebug("%s: interrupts: polled every %u ms", name, TIMER_TICK_MS);
 	} else {
-		klog("%s: interrupts: GSI %u, level-triggered", name, irq);
+		vm->vd.irq_mode = "gsi";
+		kdebug("%s: interrupts: GSI %u, level-triggered", name, irq);
 	}
 	if (balloon_probe(&vm->vd) < 0)
 		klog("%s: driver probe failed", name);

@@ -39,7 +39,7 @@ static void deliver(struct virtio_pci *vp)
 static void intx_handler(void *ctx) { deliver(ctx); }
 static void poll_handler(void *ctx) { deliver(ctx); }
 
-/* With MSI-X there is no ISR to read: the vector says what happened. */
+/* With MSI-X the vector says what happened; the ISR is not read (4.1.4.5). */
 static void msix_config_handler(void *ctx)
 {
 	struct virtio_pci *vp = ctx;
@@ -54,8 +54,19 @@ static void msix_queue_handler(void *ctx)
 		vp->vd.interrupt(&vp->vd, VIRTIO_ISR_QUEUE);
 }
 
-/* MSI-X for modern devices that offer it (QEMU 7.2's balloon does not; other
- * hosts' may). Returns 0 if it is on. */
+/* One entry for everything: either may have happened, so the driver looks
+ * at both (its queues' used rings, and the config for a change). */
+static void msix_shared_handler(void *ctx)
+{
+	struct virtio_pci *vp = ctx;
+	if (vp->vd.interrupt)
+		vp->vd.interrupt(&vp->vd, VIRTIO_ISR_QUEUE | VIRTIO_ISR_CONFIG);
+}
+
+/* MSI-X for modern devices that offer it (QEMU 10.0's balloon has two
+ * entries by default, 7.2's has none): entry 0 for config changes and
+ * entry 1 for the queues, or with a one-entry table both on entry 0.
+ * Returns 0 if it is on. */
 static int setup_msix(struct virtio_pci *vp)
 {
 	const struct pci_dev *d = vp->pci;
@@ -72,26 +83,31 @@ static int setup_msix(struct virtio_pci *vp)
 			klog("%s: malformed MSI-X capability; not using it", vp->vd.name);
 		return -1;
 	}
-	if (mi.table_size <= VIRTIO_PCI_MSIX_QUEUE_ENTRY)
-		return -1;
 	volatile uint8_t *table = pci_map_bar(d, mi.table_bar, mi.table_offset,
 	                                      (uint64_t)mi.table_size * MSIX_ENTRY_SIZE);
 	if (!table)
 		return -1;
-	int vconfig = irq_alloc_msi(msix_config_handler, vp);
-	int vqueue = irq_alloc_msi(msix_queue_handler, vp);
+	bool shared = mi.table_size == 1;
+	int vconfig = irq_alloc_msi(shared ? msix_shared_handler : msix_config_handler, vp,
+	                            shared ? "balloon" : "balloon-config");
+	int vqueue = shared ? vconfig : irq_alloc_msi(msix_queue_handler, vp, "balloon-queues");
 	if (vconfig < 0 || vqueue < 0)
 		return -1;
+	vp->queue_entry = shared ? VIRTIO_PCI_MSIX_CONFIG_ENTRY : VIRTIO_PCI_MSIX_QUEUE_ENTRY;
 	uint32_t addr, data;
 	msix_message(lapic_id(), (uint8_t)vconfig, &addr, &data);
 	msix_program_entry(table, mi.table_size, VIRTIO_PCI_MSIX_CONFIG_ENTRY, addr, data);
-	msix_message(lapic_id(), (uint8_t)vqueue, &addr, &data);
-	msix_program_entry(table, mi.table_size, VIRTIO_PCI_MSIX_QUEUE_ENTRY, addr, data);
+	if (!shared) {
+		msix_message(lapic_id(), (uint8_t)vqueue, &addr, &data);
+		msix_program_entry(table, mi.table_size, VIRTIO_PCI_MSIX_QUEUE_ENTRY, addr, data);
+	}
 	uint16_t ctrl = pci_read16(d, mi.cap + PCI_MSIX_CTRL);
 	pci_write16(d, mi.cap + PCI_MSIX_CTRL, (ctrl | PCI_MSIX_CTRL_ENABLE) & ~PCI_MSIX_CTRL_MASKALL);
 	pci_write16(d, PCI_COMMAND, pci_read16(d, PCI_COMMAND) | PCI_COMMAND_INTX_DISABLE);
 	vp->msix = true;
-	klog("%s: interrupts: MSI-X, vectors 0x%x (config) 0x%x (queues)", vp->vd.name, vconfig, vqueue);
+	vp->vd.irq_mode = shared ? "msix-shared" : "msix";
+	kdebug("%s: interrupts: MSI-X, %u table entries, vectors 0x%x (config) 0x%x (queues)", vp->vd.name,
+	       mi.table_size, vconfig, vqueue);
 	return 0;
 }
 
@@ -107,15 +123,17 @@ static void setup_delivery(struct virtio_pci *vp, bool polled)
 	if (!polled && setup_msix(vp) == 0)
 		return;
 	if (!polled) {
-		int vector = pci_route_intx(vp->pci, intx_handler, vp);
+		int vector = pci_route_intx(vp->pci, intx_handler, vp, "balloon-intx");
 		if (vector >= 0) {
-			klog("%s: interrupts: INTx, vector 0x%x", vp->vd.name, vector);
+			vp->vd.irq_mode = "intx";
+			kdebug("%s: interrupts: INTx, vector 0x%x", vp->vd.name, vector);
 			return;
 		}
 		klog("%s: no INTx route; falling back to polling", vp->vd.name);
 	}
 	timer_add_tick_handler(poll_handler, vp);
-	klog("%s: interrupts: polled every %u ms", vp->vd.name, TIMER_TICK_MS);
+	vp->vd.irq_mode = "polled";
+	kdebug("%s: interrupts: polled every %u ms", vp->vd.name, TIMER_TICK_MS);
 }
 
 /* Returns whether the device could be driven (a usable transport): one
@@ -140,7 +158,7 @@ static bool probe_one(struct pci_dev *d, const struct virtio_driver *drv, bool p
 	}
 	device_count++;
 	d->claimed = true;
-	klog("%s: transport %s", name, vp->vd.ops->name);
+	kdebug("%s: transport %s", name, vp->vd.ops->name);
 	setup_delivery(vp, polled);
 	if (drv->probe(&vp->vd) < 0)
 		klog("%s: driver probe failed", name);

@@ -94,7 +94,8 @@ struct virtio_pci {
 	uint32_t notify_off_multiplier;
 	uint16_t io_base;      /* legacy */
 	uint32_t io_size;
-	bool msix;             /* MSI-X on: entry 0 for config, entry 1 for queues */
+	bool msix;             /* MSI-X on: entry 0 for config, entry queue_entry for queues */
+	uint16_t queue_entry;  /* 1, or 0 with a one-entry table (config and queues share it) */
 };
 #define VIRTIO_PCI_MSIX_CONFIG_ENTRY 0
 #define VIRTIO_PCI_MSIX_QUEUE_ENTRY  1

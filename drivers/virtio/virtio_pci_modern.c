@@ -58,7 +58,7 @@ static int modern_queue_activate(struct virtio_dev *vd, struct virtqueue *vq)
 	struct virtio_pci *vp = to_vp(vd);
 	mmio_write16(COMMON(vp, queue_select), vq->index);
 	mmio_write16(COMMON(vp, queue_size), vq->size);
-	uint16_t vector = vp->msix ? VIRTIO_PCI_MSIX_QUEUE_ENTRY : VIRTIO_NO_VECTOR;
+	uint16_t vector = vp->msix ? vp->queue_entry : VIRTIO_NO_VECTOR;
 	mmio_write16(COMMON(vp, queue_msix_vector), vector);
 	if (mmio_read16(COMMON(vp, queue_msix_vector)) != vector) {
 		klog("%s: queue %u refused MSI-X entry %u", vd->name, vq->index, vector);

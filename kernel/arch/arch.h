@@ -31,8 +31,12 @@ void idt_init(void);
 void cpu_init_features(void);
 
 /* Registers a handler for an interrupt vector (>= VECTOR_IRQ_BASE). Up to a
- * few handlers may share a vector, for shared level-triggered lines. */
-int irq_register(unsigned vector, irq_handler_fn fn, void *ctx);
+ * few handlers may share a vector, for shared level-triggered lines. `name`
+ * (a string that lives for ever) is for the irq console command. */
+int irq_register(unsigned vector, irq_handler_fn fn, void *ctx, const char *name);
+/* Interrupts taken on a vector since boot, and its handlers' names. */
+uint64_t irq_count(unsigned vector);
+const char *irq_name(unsigned vector, unsigned handler);
 
 /* Time. tsc_calibrate measures the TSC against the PIT. */
 void tsc_calibrate(void);

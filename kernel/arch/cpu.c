@@ -97,6 +97,6 @@ _Noreturn void arch_exit(int status)
 {
 	outl(ISA_DEBUG_EXIT_PORT, (uint32_t)status);
 	/* still here: no isa-debug-exit device */
-	kprintf("ballast: exit status %d, but no isa-debug-exit device; halting\n", status);
+	kprintf_emergency("ballast: exit status %d, but no isa-debug-exit device; halting\n", status);
 	cpu_halt_forever();
 }

@@ -33,11 +33,13 @@ struct idt_ptr {
 struct irq_slot {
 	irq_handler_fn fn;
 	void *ctx;
+	const char *name;
 };
 
 extern const char isr_stubs[];
 static struct idt_gate idt[VECTOR_COUNT];
 static struct irq_slot irq_slots[VECTOR_COUNT][IRQ_HANDLERS_PER_VECTOR];
+static uint64_t irq_counts[VECTOR_COUNT];
 
 static const char *const exception_names[EXCEPTION_COUNT] = {
 	"#DE", "#DB", "NMI", "#BP", "#OF", "#BR", "#UD", "#NM",
@@ -63,40 +65,49 @@ void idt_init(void)
 	__asm__ volatile("lidt %0" : : "m"(ptr));
 }
 
-int irq_register(unsigned vector, irq_handler_fn fn, void *ctx)
+int irq_register(unsigned vector, irq_handler_fn fn, void *ctx, const char *name)
 {
 	if (vector < VECTOR_IRQ_BASE || vector >= VECTOR_COUNT)
 		return -1;
 	for (unsigned i = 0; i < IRQ_HANDLERS_PER_VECTOR; i++) {
 		if (!irq_slots[vector][i].fn) {
-			irq_slots[vector][i] = (struct irq_slot){ fn, ctx };
+			irq_slots[vector][i] = (struct irq_slot){ fn, ctx, name };
 			return 0;
 		}
 	}
 	return -1;
 }
 
-/* Prints the fault report and exits QEMU with the fault status. Uses only
- * the polled serial path, so it works however broken the kernel is. */
+uint64_t irq_count(unsigned vector) { return vector < VECTOR_COUNT ? irq_counts[vector] : 0; }
+
+const char *irq_name(unsigned vector, unsigned handler)
+{
+	if (vector >= VECTOR_COUNT || handler >= IRQ_HANDLERS_PER_VECTOR)
+		return NULL;
+	return irq_slots[vector][handler].fn ? irq_slots[vector][handler].name : NULL;
+}
+
+/* Prints the fault report and exits QEMU with the fault status: what the
+ * log holds first, then the report, all with bounded polled waits. */
 static _Noreturn void exception_report(const struct trap_frame *tf)
 {
-	kprintf("ballast: EXCEPTION %s vector=%lu error=0x%lx rip=0x%lx cr2=0x%lx\n",
+	kprintf_emergency("ballast: EXCEPTION %s vector=%lu error=0x%lx rip=0x%lx cr2=0x%lx\n",
 	        exception_names[tf->vector], (unsigned long)tf->vector,
 	        (unsigned long)tf->error, (unsigned long)tf->rip,
 	        (unsigned long)read_cr2());
-	kprintf("ballast:  rax=0x%016lx rbx=0x%016lx rcx=0x%016lx rdx=0x%016lx\n",
+	kprintf_emergency("ballast:  rax=0x%016lx rbx=0x%016lx rcx=0x%016lx rdx=0x%016lx\n",
 	        (unsigned long)tf->rax, (unsigned long)tf->rbx,
 	        (unsigned long)tf->rcx, (unsigned long)tf->rdx);
-	kprintf("ballast:  rsi=0x%016lx rdi=0x%016lx rbp=0x%016lx rsp=0x%016lx\n",
+	kprintf_emergency("ballast:  rsi=0x%016lx rdi=0x%016lx rbp=0x%016lx rsp=0x%016lx\n",
 	        (unsigned long)tf->rsi, (unsigned long)tf->rdi,
 	        (unsigned long)tf->rbp, (unsigned long)tf->rsp);
-	kprintf("ballast:  r8=0x%016lx r9=0x%016lx r10=0x%016lx r11=0x%016lx\n",
+	kprintf_emergency("ballast:  r8=0x%016lx r9=0x%016lx r10=0x%016lx r11=0x%016lx\n",
 	        (unsigned long)tf->r8, (unsigned long)tf->r9,
 	        (unsigned long)tf->r10, (unsigned long)tf->r11);
-	kprintf("ballast:  r12=0x%016lx r13=0x%016lx r14=0x%016lx r15=0x%016lx\n",
+	kprintf_emergency("ballast:  r12=0x%016lx r13=0x%016lx r14=0x%016lx r15=0x%016lx\n",
 	        (unsigned long)tf->r12, (unsigned long)tf->r13,
 	        (unsigned long)tf->r14, (unsigned long)tf->r15);
-	kprintf("ballast:  cs=0x%lx ss=0x%lx rflags=0x%lx cr3=0x%lx\n",
+	kprintf_emergency("ballast:  cs=0x%lx ss=0x%lx rflags=0x%lx cr3=0x%lx\n",
 	        (unsigned long)tf->cs, (unsigned long)tf->ss,
 	        (unsigned long)tf->rflags, (unsigned long)read_cr3());
 	arch_exit(EXIT_STATUS_FAULT);
@@ -104,6 +115,7 @@ static _Noreturn void exception_report(const struct trap_frame *tf)
 
 static void irq_dispatch(unsigned vector)
 {
+	irq_counts[vector]++;
 	for (unsigned i = 0; i < IRQ_HANDLERS_PER_VECTOR; i++) {
 		const struct irq_slot *s = &irq_slots[vector][i];
 		if (s->fn)

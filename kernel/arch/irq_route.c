@@ -116,7 +116,7 @@ static void add_ioapic(const struct madt_ioapic *e)
 	for (uint32_t i = 0; i < io->count; i++)
 		ioapic_write(io, IOAPIC_REG_REDTBL(i), IOAPIC_RED_MASKED);
 	ioapic_count++;
-	klog("ioapic: id=%u address=0x%x gsi=%u-%u", e->id, (unsigned)e->address,
+	kdebug("ioapic: id=%u address=0x%x gsi=%u-%u", e->id, (unsigned)e->address,
 	     (unsigned)e->gsi_base, (unsigned)(e->gsi_base + io->count - 1));
 }
 
@@ -163,7 +163,7 @@ int irq_init(void)
 	return 0;
 }
 
-int irq_route_gsi(unsigned gsi, bool level, bool active_low, irq_handler_fn fn, void *ctx)
+int irq_route_gsi(unsigned gsi, bool level, bool active_low, irq_handler_fn fn, void *ctx, const char *name)
 {
 	if (gsi >= GSI_MAX)
 		return -1;
@@ -179,7 +179,7 @@ int irq_route_gsi(unsigned gsi, bool level, bool active_low, irq_handler_fn fn, 
 		klog("irq: gsi %u is already routed with another trigger mode", gsi);
 		return -1;
 	}
-	if (irq_register(vector, fn, ctx) < 0)
+	if (irq_register(vector, fn, ctx, name) < 0)
 		return -1;
 	if (!gsi_routed[gsi]) {
 		uint32_t pin = gsi - io->gsi_base;
@@ -191,7 +191,7 @@ int irq_route_gsi(unsigned gsi, bool level, bool active_low, irq_handler_fn fn, 
 	return (int)vector;
 }
 
-int irq_route_isa(unsigned isa_irq, irq_handler_fn fn, void *ctx)
+int irq_route_isa(unsigned isa_irq, irq_handler_fn fn, void *ctx, const char *name)
 {
 	if (isa_irq >= ISA_IRQS)
 		return -1;
@@ -199,12 +199,12 @@ int irq_route_isa(unsigned isa_irq, irq_handler_fn fn, void *ctx)
 	uint16_t flags = isa_map[isa_irq].flags;
 	bool level = (flags & MADT_ISO_TRIGGER_MASK) == MADT_ISO_TRIGGER_LEVEL;
 	bool low = (flags & MADT_ISO_POLARITY_MASK) == MADT_ISO_POLARITY_LOW;
-	return irq_route_gsi(isa_map[isa_irq].gsi, level, low, fn, ctx);
+	return irq_route_gsi(isa_map[isa_irq].gsi, level, low, fn, ctx, name);
 }
 
-int irq_alloc_msi(irq_handler_fn fn, void *ctx)
+int irq_alloc_msi(irq_handler_fn fn, void *ctx, const char *name)
 {
-	if (next_msi_vector >= VECTOR_SPURIOUS || irq_register(next_msi_vector, fn, ctx) < 0)
+	if (next_msi_vector >= VECTOR_SPURIOUS || irq_register(next_msi_vector, fn, ctx, name) < 0)
 		return -1;
 	return (int)next_msi_vector++;
 }

@@ -10,10 +10,10 @@ int irq_init(void);
 /* Routes a GSI to a vector and adds the handler; a GSI routed twice (a
  * shared level-triggered line) keeps one vector and calls every handler.
  * Returns the vector or a negative error. */
-int irq_route_gsi(unsigned gsi, bool level, bool active_low, irq_handler_fn fn, void *ctx);
+int irq_route_gsi(unsigned gsi, bool level, bool active_low, irq_handler_fn fn, void *ctx, const char *name);
 /* A fresh vector for a message-signalled interrupt, with its handler. */
-int irq_alloc_msi(irq_handler_fn fn, void *ctx);
+int irq_alloc_msi(irq_handler_fn fn, void *ctx, const char *name);
 /* Routes an ISA IRQ, following the MADT's interrupt source overrides. */
-int irq_route_isa(unsigned isa_irq, irq_handler_fn fn, void *ctx);
+int irq_route_isa(unsigned isa_irq, irq_handler_fn fn, void *ctx, const char *name);
 
 #endif

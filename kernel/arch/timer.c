@@ -27,7 +27,7 @@ static void timer_irq(void *ctx)
 static int timer_start(void)
 {
 	uint32_t divisor = PIT_HZ / (1000 / TIMER_TICK_MS);
-	if (irq_route_isa(PIT_ISA_IRQ, timer_irq, NULL) < 0) {
+	if (irq_route_isa(PIT_ISA_IRQ, timer_irq, NULL, "timer") < 0) {
 		klog("timer: cannot route the PIT interrupt");
 		return -1;
 	}

@@ -5,6 +5,7 @@
 #include "kernel/console/console.h"
 #include "kernel/console/parse.h"
 #include "kernel/console/serial.h"
+#include "kernel/log.h"
 #include "kernel/work.h"
 
 #define MAX_COMMAND_TABLES 16
@@ -24,16 +25,32 @@ void console_register(const struct console_cmd *cmds, unsigned count)
 		tables[table_count++] = (typeof(tables[0])){ cmds, count };
 }
 
+/* The answer of the command that ran last, until the log has taken it:
+ * an answer is never dropped, so while the log has no room for it no
+ * further command runs (their bytes wait in the UART's receive ring, then
+ * in the UART: the sender is held back, nothing is lost). */
+static char pending[ANSWER_MAX];
+static uint32_t pending_len;
+
+static bool answer_flush(void)
+{
+	if (pending_len && log_answer(pending, pending_len, &input_work))
+		pending_len = 0;
+	return pending_len == 0;
+}
+
 static void answer(const char *prefix, const char *fmt, va_list ap)
 {
-	char buf[ANSWER_MAX];
+	if (pending_len)
+		return; /* a second answer to one command: a bug, and the first one stands */
 	size_t n = strlen(prefix);
-	memcpy(buf, prefix, n);
-	int m = vsnprintf(buf + n, sizeof(buf) - n - 1, fmt, ap);
+	memcpy(pending, prefix, n);
+	int m = vsnprintf(pending + n, sizeof(pending) - n - 1, fmt, ap);
 	if (m > 0)
-		n += (size_t)m < sizeof(buf) - n - 1 ? (size_t)m : sizeof(buf) - n - 2;
-	buf[n++] = '\n';
-	serial_write(buf, n);
+		n += (size_t)m < sizeof(pending) - n - 1 ? (size_t)m : sizeof(pending) - n - 2;
+	pending[n++] = '\n';
+	pending_len = (uint32_t)n;
+	answer_flush();
 }
 
 void console_ok(const char *fmt, ...)
@@ -100,7 +117,7 @@ static void console_input(void *ctx)
 	(void)ctx;
 	static bool bad_byte;
 	int c;
-	while ((c = serial_getc()) >= 0) {
+	while (answer_flush() && (c = serial_getc()) >= 0) {
 		bool cr_lf = last_was_cr && c == '\n';
 		last_was_cr = c == '\r';
 		if (cr_lf)
@@ -130,6 +147,5 @@ void console_init(void)
 {
 	console_register(builtin_cmds, sizeof(builtin_cmds) / sizeof(builtin_cmds[0]));
 	input_work = (struct work){ .fn = console_input };
-	serial_set_rx_work(&input_work);
-	serial_enable_rx_irq();
+	serial_set_rx_work(&input_work); /* input starts with log_start */
 }

@@ -1,26 +1,26 @@
 /* Fuzzes the balloon statistics buffer: drivers/virtio/stats_plan.c (the
- * builder with its fault injection and personas, and QEMU 7.2's reading
- * of a buffer) over drivers/virtio/balloon_stats.c (the encoder, the QMP
- * names, the log line).
+ * builder with its fault injection and personas) over
+ * drivers/virtio/balloon_stats.c (the encoder, the QMP names, the log line).
  *
  * The builder writes into a page the device then reads, so an overrun is
- * memory corruption and a wrong length is a lie to the host; the host
- * view is what the guest logs as "what the host will report", which the
- * end-to-end tests compare with QMP. So:
+ * memory corruption and a wrong length is a lie to the host; the log line
+ * is what the guest says it sent, which the end-to-end tests compare with
+ * QMP through each host's profile. So:
  *  - the output buffer is an exact-size allocation (an overrun is ASan's),
  *    the returned length is at most cap, and the bytes are exactly those a
  *    reference builder written here from stats_plan.h produces;
- *  - stats_host_view of the built buffer, and of arbitrary bytes in an
- *    exact-size copy, equals a reference decode and reads nothing past len;
- *  - balloon_stats_format behaves like snprintf (length, truncation, NUL),
- *    including the snprintf(NULL, 0) length query;
- *  - stats_tag_parse and balloon_stat_name agree on the ten QMP names.
+ *  - the log line of the built buffer, and of arbitrary bytes, written in
+ *    pieces of random sizes (each into an exact-size allocation, never
+ *    more than the piece size), equals a reference decode: every whole
+ *    entry in order, named, len= when the length is not whole entries;
+ *  - stats_tag_parse and balloon_stat_name agree on the sixteen QMP names.
  *
  * Plans stay within what balloon_console.c can set: duplicate is a tag
  * below VIRTIO_BALLOON_S_NR (stats_tag_parse's range) or STATS_NO_TAG,
  * at most STATS_PLAN_MAX_TAGS tags. Tags themselves are any 16-bit value:
  * the encoder must give unknown ones the value 0. */
 #include "drivers/virtio/stats_plan.h"
+#include "kernel/log.h" /* LOG_PIECE_MIN */
 #include "tests/fuzz/fuzz_input.h"
 #include "tests/fuzz/ref_parse.h"
 
@@ -86,31 +86,60 @@ static size_t ref_build(const struct stats_plan *p, const struct balloon_stat_va
 	return len + pad;
 }
 
-/* QEMU 7.2's reading, from stats_plan.h: all unset, then every whole
- * entry in order, tags from 10 up ignored, the last of a tag winning. */
-static void ref_view(const uint8_t *b, size_t len, uint64_t out[VIRTIO_BALLOON_S_NR])
+/* The line from balloon_stats.h's description, in one go. */
+static size_t ref_line(uint64_t seq, const uint8_t *b, size_t len, char *out, size_t cap)
 {
-	for (unsigned t = 0; t < VIRTIO_BALLOON_S_NR; t++)
-		out[t] = UINT64_MAX;
-	for (size_t at = 0; at < len && len - at >= ENTRY; at += ENTRY) {
+	size_t n = (size_t)snprintf(out, cap, "ballast: stats seq=%llu", (unsigned long long)seq);
+	if (len % ENTRY)
+		n += (size_t)snprintf(out + n, cap - n, " len=%zu", len);
+	for (size_t at = 0; len - at >= ENTRY; at += ENTRY) {
 		uint16_t tag = (uint16_t)(b[at] | b[at + 1] << 8);
 		uint64_t val = 0;
 		for (int i = 7; i >= 0; i--)
 			val = val << 8 | b[at + 2 + i];
-		if (tag < VIRTIO_BALLOON_S_NR_QEMU72)
-			out[tag] = val;
+		const char *name = balloon_stat_name(tag);
+		n += name ? (size_t)snprintf(out + n, cap - n, " %s=%llu", name, (unsigned long long)val)
+		          : (size_t)snprintf(out + n, cap - n, " tag%u=%llu", tag, (unsigned long long)val);
 	}
+	return n + (size_t)snprintf(out + n, cap - n, "\n");
 }
 
-static void check_view(const uint8_t *b, size_t len, const char *what)
+#define LINE_MAX_BYTES (64 + (MAX_CAP / ENTRY + 1) * 48)
+
+static void check_line(struct fuzz_in *in, const uint8_t *b, size_t len, const char *what)
 {
-	struct balloon_stat_values got;
-	uint64_t want[VIRTIO_BALLOON_S_NR];
-	stats_host_view(b, len, &got);
-	ref_view(b, len, want);
-	for (unsigned t = 0; t < VIRTIO_BALLOON_S_NR; t++)
-		FUZZ_ASSERT(got.v[t] == want[t], "%s: host view of %zu bytes, tag %u: 0x%llx, reference 0x%llx", what,
-		            len, t, (unsigned long long)got.v[t], (unsigned long long)want[t]);
+	static char want[LINE_MAX_BYTES], got[LINE_MAX_BYTES];
+	uint64_t seq = take_u64(in);
+	size_t want_len = ref_line(seq, b, len, want, sizeof want);
+	/* the payload as the log keeps it: header, then the bytes, exact size */
+	struct balloon_stats_logged h = { .seq = seq, .len = (uint32_t)len };
+	uint8_t *payload = malloc(sizeof h + len);
+	if (!payload)
+		abort();
+	memcpy(payload, &h, sizeof h);
+	memcpy(payload + sizeof h, b, len);
+	uint32_t cursor = 0;
+	size_t at = 0, n;
+	unsigned pieces = 0;
+	do {
+		size_t cap = LOG_PIECE_MIN + take_u8(in) % 64;
+		char *piece = malloc(cap); /* exact: a write past cap is ASan's */
+		if (!piece)
+			abort();
+		n = balloon_stats_line_piece(payload, (uint32_t)(sizeof h + len), &cursor, piece, cap);
+		FUZZ_ASSERT(n <= cap && at + n <= sizeof got, "%s: piece of %zu bytes into %zu", what, n, cap);
+		memcpy(got + at, piece, n);
+		at += n;
+		free(piece);
+		FUZZ_ASSERT(++pieces <= len / ENTRY + 3, "%s: %u pieces for %zu bytes", what, pieces, len);
+	} while (n);
+	FUZZ_ASSERT(at == want_len && memcmp(got, want, at) == 0, "%s: line \"%.*s\", reference \"%.*s\"", what,
+	            (int)at, got, (int)want_len, want);
+	/* done means done: another call writes nothing */
+	char one[LOG_PIECE_MIN];
+	FUZZ_ASSERT(balloon_stats_line_piece(payload, (uint32_t)(sizeof h + len), &cursor, one, sizeof one) == 0,
+	            "%s: a piece after the end", what);
+	free(payload);
 }
 
 /* A persona by index among the advertised names, or (past them) a name
@@ -193,34 +222,8 @@ static void check_build(struct fuzz_in *in, struct balloon_stat_values *vals)
 	FUZZ_ASSERT(len == want_len, "built %zu bytes, reference %zu (cap %zu)", len, want_len, cap);
 	for (size_t i = 0; i < len; i++)
 		FUZZ_ASSERT(out[i] == want[i], "byte %zu of %zu: 0x%02x, reference 0x%02x", i, len, out[i], want[i]);
-	check_view(out, len, "built buffer");
+	check_line(in, out, len, "built buffer");
 	free(out);
-}
-
-static void check_format(struct fuzz_in *in, const struct balloon_stat_values *vals)
-{
-	uint64_t seq = take_u64(in);
-	size_t len = take_u16(in) % 320;
-	char full[1024];
-	int n = balloon_stats_format(full, sizeof full, seq, vals);
-	FUZZ_ASSERT(n > 0 && (size_t)n < sizeof full && strlen(full) == (size_t)n, "format: %d", n);
-	/* the ten names in order, each with its value */
-	char want[1024];
-	int w = snprintf(want, sizeof want, "stats seq=%llu", (unsigned long long)seq);
-	for (uint16_t t = 0; t < VIRTIO_BALLOON_S_NR_QEMU72; t++)
-		w += snprintf(want + w, sizeof want - (size_t)w, " %s=%llu", balloon_stat_name(t),
-		              (unsigned long long)vals->v[t]);
-	FUZZ_ASSERT(strcmp(full, want) == 0, "format: \"%s\"", full);
-	/* as snprintf: the full length whatever len is, the prefix that fits,
-	 * NUL-terminated; len 0 writes nothing, and buf may then be NULL */
-	char *buf = len ? malloc(len) : NULL;
-	int m = balloon_stats_format(buf, len, seq, vals);
-	FUZZ_ASSERT(m == n, "format into %zu bytes: %d, full %d", len, m, n);
-	if (len) {
-		size_t k = (size_t)n < len - 1 ? (size_t)n : len - 1;
-		FUZZ_ASSERT(buf[k] == '\0' && memcmp(buf, full, k) == 0, "format into %zu bytes: wrong prefix", len);
-	}
-	free(buf);
 }
 
 static void check_names(const char *s)
@@ -229,7 +232,7 @@ static void check_names(const char *s)
 	FUZZ_ASSERT(tag >= -1 && tag < VIRTIO_BALLOON_S_NR, "tag %d for \"%s\"", tag, s);
 	if (tag < 0)
 		return;
-	/* a number below 16, or one of the ten names with or without "stat-" */
+	/* a number below 16, or one of the sixteen names with or without "stat-" */
 	uint64_t v;
 	if (ref_u64(s, &v)) {
 		FUZZ_ASSERT(v == (unsigned)tag, "\"%s\" is tag %d", s, tag);
@@ -244,10 +247,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	struct fuzz_in in = fuzz_in(data, size);
 	struct balloon_stat_values vals;
 	check_build(&in, &vals);
-	check_format(&in, &vals);
 
 	for (uint16_t t = 0; t < 64; t++)
-		FUZZ_ASSERT(!balloon_stat_name(t) == (t >= VIRTIO_BALLOON_S_NR_QEMU72), "name of tag %u", t);
+		FUZZ_ASSERT(!balloon_stat_name(t) == (t >= VIRTIO_BALLOON_S_NR), "name of tag %u", t);
 
 	/* whatever is left: a buffer as a hostile guest might send it, and a
 	 * word for the console's tag parser */
@@ -258,7 +260,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	memcpy(raw, in.p, in.left);
 	memcpy(word, in.p, in.left);
 	word[in.left] = '\0';
-	check_view(raw, in.left, "arbitrary bytes");
+	check_line(&in, raw, in.left > MAX_CAP ? MAX_CAP : in.left, "arbitrary bytes");
 	check_names(word);
 	free(word);
 	free(raw);

@@ -5,6 +5,8 @@
  * against the host's report are checked exactly. */
 #include <stdlib.h>
 #include "drivers/virtio/balloon_stats.h"
+#include "kernel/log.h" /* LOG_PIECE_MIN: what the formatter is promised */
+#define LOG_PIECE_MIN_TEST LOG_PIECE_MIN
 #include "tests/unit/check.h"
 
 /* Every counter a different value, none a multiple of another, so a
@@ -74,8 +76,8 @@ static uint64_t le64_at(const uint8_t *p)
 	return v;
 }
 
-/* the ten tags QEMU 7.2 names */
-#define QEMU72_TAGS VIRTIO_BALLOON_S_NR_QEMU72
+/* the ten tags every QEMU names */
+#define QEMU72_TAGS 10
 
 static void test_encode(void)
 {
@@ -131,57 +133,92 @@ static void test_encode(void)
 
 static void test_names(void)
 {
-	const char *const want[] = {
+	const char *const want[VIRTIO_BALLOON_S_NR] = {
 		"stat-swap-in", "stat-swap-out", "stat-major-faults", "stat-minor-faults", "stat-free-memory",
 		"stat-total-memory", "stat-available-memory", "stat-disk-caches", "stat-htlb-pgalloc", "stat-htlb-pgfail",
+		"stat-oom-kills", "stat-alloc-stalls", "stat-async-scans", "stat-direct-scans", "stat-async-reclaims",
+		"stat-direct-reclaims",
 	};
-	for (uint16_t t = 0; t < 10; t++)
+	for (uint16_t t = 0; t < VIRTIO_BALLOON_S_NR; t++)
 		CHECK_EQ_STR(balloon_stat_name(t), want[t]);
-	const uint16_t none[] = { 10, 11, 15, 16, 0xffff };
+	const uint16_t none[] = { 16, 17, 0x100, 0xffff };
 	for (unsigned i = 0; i < sizeof none / sizeof none[0]; i++)
 		CHECK(balloon_stat_name(none[i]) == NULL);
 }
 
-static void test_format(void)
+/* The whole line the log would write for a buffer, pieces of at most `cap`
+ * bytes each (the formatter may not write past cap: a heap buffer of that
+ * size each time, for ASan). */
+static char *line_for(uint64_t seq, const uint8_t *bytes, uint32_t len, size_t cap)
 {
-	struct balloon_stat_values v = { { 0 } };
-	for (unsigned t = 0; t < VIRTIO_BALLOON_S_NR; t++)
+	static uint8_t payload[sizeof(struct balloon_stats_logged) + 4096];
+	static char line[65536];
+	struct balloon_stats_logged h = { .seq = seq, .len = len };
+	memcpy(payload, &h, sizeof(h));
+	memcpy(payload + sizeof(h), bytes, len);
+	uint32_t cursor = 0;
+	size_t at = 0, n;
+	do {
+		char *piece = malloc(cap);
+		n = balloon_stats_line_piece(payload, (uint32_t)sizeof(h) + len, &cursor, piece, cap);
+		CHECK(n <= cap);
+		if (at + n < sizeof(line)) {
+			memcpy(line + at, piece, n);
+			at += n;
+		}
+		free(piece);
+	} while (n);
+	line[at] = '\0';
+	return line;
+}
+
+static size_t put_entry(uint8_t *out, uint16_t tag, uint64_t val)
+{
+	struct virtio_balloon_stat e = { tag, val };
+	memcpy(out, &e, sizeof(e));
+	return sizeof(e);
+}
+
+static void test_line(void)
+{
+	/* ballast's plain buffer: all sixteen tags in order, named */
+	struct balloon_stat_values v;
+	uint16_t tags[VIRTIO_BALLOON_S_NR];
+	for (unsigned t = 0; t < VIRTIO_BALLOON_S_NR; t++) {
+		tags[t] = (uint16_t)t;
 		v.v[t] = 1000 + t;
+	}
 	v.v[VIRTIO_BALLOON_S_MEMFREE] = UINT64_MAX;
-	v.v[VIRTIO_BALLOON_S_OOM_KILL] = 424242; /* not one of the ten: not printed */
-	const char *want = "stats seq=7 stat-swap-in=1000 stat-swap-out=1001 stat-major-faults=1002 "
+	uint8_t buf[4096];
+	size_t n = balloon_stats_encode(tags, VIRTIO_BALLOON_S_NR, &v, buf, sizeof buf);
+	const char *want = "ballast: stats seq=7 stat-swap-in=1000 stat-swap-out=1001 stat-major-faults=1002 "
 	                   "stat-minor-faults=1003 stat-free-memory=18446744073709551615 stat-total-memory=1005 "
 	                   "stat-available-memory=1006 stat-disk-caches=1007 stat-htlb-pgalloc=1008 "
-	                   "stat-htlb-pgfail=1009";
-	size_t full = strlen(want);
-	char buf[512];
-	memset(buf, 'x', sizeof buf);
-	CHECK_EQ_U64(balloon_stats_format(buf, sizeof buf, 7, &v), full);
-	CHECK_EQ_STR(buf, want);
-	/* the sequence number in full too */
-	CHECK(balloon_stats_format(buf, sizeof buf, UINT64_MAX, &v) > 0);
-	CHECK(strncmp(buf, "stats seq=18446744073709551615 stat-swap-in=1000 ", 49) == 0);
+	                   "stat-htlb-pgfail=1009 stat-oom-kills=1010 stat-alloc-stalls=1011 stat-async-scans=1012 "
+	                   "stat-direct-scans=1013 stat-async-reclaims=1014 stat-direct-reclaims=1015\n";
+	CHECK_EQ_STR(line_for(7, buf, (uint32_t)n, LOG_PIECE_MIN_TEST), want);
+	CHECK_EQ_STR(line_for(7, buf, (uint32_t)n, 4096), want);
 
-	/* Truncated at every length, into a heap buffer of exactly that size
-	 * (ASan catches a write past it): the prefix that fits, terminated,
-	 * and the full length returned. */
-	bool ok = true;
-	for (size_t len = 1; len <= full + 1; len++) {
-		char *b = malloc(len);
-		if (!b)
-			return;
-		memset(b, 'x', len);
-		int r = balloon_stats_format(b, len, 7, &v);
-		if (r < 0 || (size_t)r != full || b[len - 1] != '\0' || strncmp(b, want, len - 1) != 0) {
-			if (ok)
-				fprintf(stderr, "    truncated to %zu: returned %d, \"%.*s\"\n", len, r, (int)len, b);
-			ok = false;
-		}
-		free(b);
-	}
-	CHECK(ok);
-	/* no buffer at all: just the length */
-	CHECK_EQ_U64(balloon_stats_format(NULL, 0, 7, &v), full);
+	/* every entry in order, duplicates and all, unknown tags as tag<N>, and
+	 * the length of a buffer that is not whole entries */
+	size_t at = 0;
+	at += put_entry(buf + at, 4, 5);
+	at += put_entry(buf + at, 16, 1);
+	at += put_entry(buf + at, 4, 6);
+	at += put_entry(buf + at, 0xffff, UINT64_MAX);
+	buf[at++] = 0x07; /* three bytes of a partial entry */
+	buf[at++] = 0x00;
+	buf[at++] = 0x01;
+	CHECK_EQ_STR(line_for(UINT64_MAX, buf, (uint32_t)at, LOG_PIECE_MIN_TEST),
+	             "ballast: stats seq=18446744073709551615 len=43 stat-free-memory=5 tag16=1 stat-free-memory=6 "
+	             "tag65535=18446744073709551615\n");
+	/* no whole entry, and nothing at all */
+	CHECK_EQ_STR(line_for(3, buf, 8, LOG_PIECE_MIN_TEST), "ballast: stats seq=3 len=8\n");
+	CHECK_EQ_STR(line_for(4, buf, 0, LOG_PIECE_MIN_TEST), "ballast: stats seq=4\n");
+	/* a payload too short for its header gives nothing */
+	uint32_t cursor = 0;
+	char out[128];
+	CHECK_EQ_U64(balloon_stats_line_piece(buf, 15, &cursor, out, sizeof out), 0);
 }
 
 int main(void)
@@ -189,6 +226,6 @@ int main(void)
 	test_from_mm();
 	test_encode();
 	test_names();
-	test_format();
+	test_line();
 	return check_summary("balloon_stats");
 }
