@@ -185,6 +185,15 @@ class Console:
             if line.startswith("ok") or line.startswith("err"):
                 return line
 
+    def drain(self) -> List[str]:
+        """Every line received and not yet taken, without waiting."""
+        got: List[str] = []
+        while True:
+            try:
+                got.append(self.lines.get_nowait())
+            except queue.Empty:
+                return got
+
     def send_raw(self, data: bytes) -> None:
         """Bytes as they are: hostile input, several lines at once."""
         self._sock.sendall(data)
@@ -424,6 +433,9 @@ class BallastVM:
             return self._console.command(cmd, timeout)
         except TimeoutError as e:
             raise self._fail(str(e)) from None
+
+    def console_connected(self) -> bool:
+        return self._console is not None
 
     def console_client(self, timeout: float = 10.0) -> "Console":
         """The console connection itself, for raw input (send_raw, answers)."""

@@ -1,15 +1,18 @@
 """The balloon statistics as the host sees them (QOM over QMP) and as the guest sent
 them (its `ballast: stats seq=...` log lines), and the exact pairing of the two.
 
-QEMU 7.2 facts this relies on (hw/virtio/virtio-balloon.c):
-- `guest-stats` is {"stats": {ten names: value}, "last-update": seconds}; a stat the
-  guest never sent reads as 2**64 - 1, and last-update is the host's gettimeofday()
-  seconds taken when the guest (re-)added its stats buffer, so it has 1 s resolution.
+Facts this relies on, the same on every QEMU here (hw/virtio/virtio-balloon.c); what
+differs between hosts is in hosts.py:
+- `guest-stats` is {"stats": {name: value}, "last-update": seconds}; a stat the guest
+  never sent reads as 2**64 - 1, and last-update is the host's gettimeofday() seconds
+  taken when the guest (re-)added its stats buffer, so it has 1 s resolution.
 - Every time the guest adds the buffer QEMU parses it, sets last-update and re-arms
   its polling timer; the timer hands the buffer back to the guest (a request).
-- Under TCG, virtio-pci has no ioeventfd (that needs KVM), so the guest's notify is
-  handled before the notifying instruction completes: once the guest has added and
-  kicked buffer n, the host holds the values of buffer n.
+- The guest's `stats show` says how many buffers it has handed over (seq). Under TCG
+  the guest's notify is handled before the notifying instruction completes, so once
+  the guest says seq=n, the host holds the values of buffer n.
+- The guest's log line for buffer n is written after the buffer went to the host
+  (the log never delays an answer), so a test waits for the line with that seq.
 """
 
 from __future__ import annotations
@@ -20,13 +23,9 @@ from dataclasses import dataclass
 from typing import Dict, Optional, Tuple
 
 from ballast_qemu import BallastVM
+from hosts import ANY_STATS_LINE, HOST, STATS_LINE, UNSET, Sent, parse_stats_lines  # noqa: F401 (re-exported)
 
-STAT_NAMES = (
-    "stat-swap-in", "stat-swap-out", "stat-major-faults", "stat-minor-faults",
-    "stat-free-memory", "stat-total-memory", "stat-available-memory",
-    "stat-disk-caches", "stat-htlb-pgalloc", "stat-htlb-pgfail",
-)
-UNSET = 2**64 - 1  # the seed's "-1", as QMP prints it
+STAT_NAMES = HOST.stat_names  # the stats this host shows
 INTERVAL = "guest-stats-polling-interval"
 STATS = "guest-stats"
 PERIPHERAL_PATH = "/machine/peripheral/balloon0"  # -device virtio-balloon-pci,id=balloon0
@@ -36,13 +35,9 @@ UPDATE_POLL = 0.05  # how often the host's last-update is read while waiting for
 # future, and it is at most this far in our past when we see the change.
 CLOCK_SLACK = 3
 
-# Not anchored at the line start on purpose: a stats line is written with interrupts
-# off and is whole, but it may land inside a console answer that was being written
-# (see test_stats_lines_not_spliced_into_console_answers); that is reported by its own
-# test instead of making every value comparison fail.
-STATS_LINE = re.compile(
-    r"ballast: stats seq=(\d+)" + "".join(rf" {name}=(\d+)" for name in STAT_NAMES) + r"$", re.M)
-ANY_STATS_LINE = re.compile(r"ballast: stats seq=")
+# A line of the guest's log for a buffer is out this soon after the buffer went to the
+# host (the log queue drains from the guest's idle loop).
+LINE_TIMEOUT = 5.0
 # Console answers are pinned on their documented fields; later key=value words that
 # the kernel may add are allowed (the kernel grows, e.g. `persona=` was added to show).
 MORE_FIELDS = r"(?: [a-z_]+=\S+)*"
@@ -56,18 +51,33 @@ def answer_match(answer: str, documented: str) -> re.Match:
     return m
 
 
-def guest_stats_lines(log: str) -> Dict[int, Dict[str, int]]:
+# The one line a device gets in the default boot log.
+UP_LINE = re.compile(r"^ballast: virtio-balloon (\S+): up ((?:[a-z_]+=\S+ ?)+)$", re.M)
+
+
+def up_lines(log: str) -> Dict[str, Dict[str, str]]:
+    """Each device's up line, by location ("00:01.0", "mmio@0xfeb00e00"), as key=value."""
+    return {m.group(1): dict(w.split("=", 1) for w in m.group(2).split()) for m in UP_LINE.finditer(log)}
+
+
+def up_line(vm: BallastVM, timeout: float = 5.0) -> Dict[str, str]:
+    """The balloon's up line (there is one balloon)."""
+    lines = vm.wait_until(lambda: up_lines(vm.log_text()), timeout, "the balloon's up line")
+    assert len(lines) == 1, f"more than one balloon came up: {lines}"
+    return next(iter(lines.values()))
+
+
+def guest_stats_lines(log: str) -> Dict[int, Sent]:
     """Every stats line of the log by seq; malformed or repeated lines fail."""
-    lines: Dict[int, Dict[str, int]] = {}
-    for m in STATS_LINE.finditer(log):
-        seq = int(m.group(1))
-        assert seq not in lines, f"guest logged stats seq={seq} twice"
-        lines[seq] = dict(zip(STAT_NAMES, (int(v) for v in m.groups()[1:])))
+    lines = parse_stats_lines(log)
     starts = len(ANY_STATS_LINE.findall(log))
-    assert starts == len(lines), (
-        f"{starts - len(lines)} 'ballast: stats seq=' line(s) do not carry the ten stats in "
-        f"QEMU's order: {[l for l in log.splitlines() if 'stats seq=' in l and not STATS_LINE.search(l)]}")
+    assert starts == len(lines), f"{starts - len(lines)} 'ballast: stats seq=' line(s) do not parse"
     return lines
+
+
+def plain_tags(sent: Sent) -> bool:
+    """ballast's plain buffer: tags 0-15, in order, whole."""
+    return [t for t, _ in sent.entries] == list(range(16)) and sent.length == 160
 
 
 @dataclass(frozen=True)
@@ -104,8 +114,12 @@ class Balloon:
 
     # ---- guest side -------------------------------------------------------------
 
-    def lines(self) -> Dict[int, Dict[str, int]]:
+    def lines(self) -> Dict[int, Sent]:
         return guest_stats_lines(self.vm.log_text())
+
+    def line(self, seq: int, timeout: float = LINE_TIMEOUT) -> Sent:
+        """The guest's line for buffer `seq`, once it is out."""
+        return self.vm.wait_until(lambda: self.lines().get(seq), timeout, f"the guest's stats line seq={seq}")
 
     def show(self) -> Dict[str, int]:
         """`stats show`, parsed. The guest prints it with interrupts off, so it is one
@@ -120,10 +134,11 @@ class Balloon:
     def settled(self, attempts: int = 5) -> Tuple[int, dict]:
         """(n, guest-stats) such that the host's values are those of guest buffer n.
 
-        The guest logs and adds each buffer with interrupts off, and `stats show` runs
-        with interrupts off too, so when show says seq=n, buffer n has been added (and,
-        under TCG, taken by the host). If show says n again after the qom-get, no
-        buffer n+1 was added in between. A request arriving in between just retries."""
+        The guest adds and counts each buffer with interrupts off, and `stats show`
+        reads the count with interrupts off too, so when show says seq=n, buffer n has
+        been added (and, under TCG, taken by the host). If show says n again after the
+        qom-get, no buffer n+1 was added in between. A request arriving in between just
+        retries."""
         for _ in range(attempts):
             before = self.show()
             host = self.stats()
@@ -155,31 +170,31 @@ class Balloon:
         return Update(seq, host["last-update"], host["stats"], seen)
 
     def assert_matches_guest(self, seq: int, host: dict) -> None:
-        lines = self.lines()
-        assert seq in lines, f"the guest reports seq={seq} but logged no stats line for it"
-        assert set(host["stats"]) == set(STAT_NAMES), f"host stats keys: {sorted(host['stats'])}"
-        unset = [k for k, v in host["stats"].items() if v == UNSET]
-        assert not unset, f"stats the guest left unset: {unset}"
-        assert host["stats"] == lines[seq], (
-            f"host values differ from guest line seq={seq}: "
-            f"{ {k: (host['stats'][k], lines[seq][k]) for k in STAT_NAMES if host['stats'][k] != lines[seq][k]} }")
+        """Buffer `seq` was ballast's plain buffer (guest), and the host shows what its
+        profile makes of it (host)."""
+        sent = self.line(seq)
+        assert plain_tags(sent), f"seq={seq} is not ballast's plain buffer of tags 0-15: {sent}"
+        HOST.expect("guest-stats keys", sorted(host["stats"]), sorted(STAT_NAMES))
+        want = HOST.shows(sent)
+        HOST.expect(f"guest-stats after plain buffer seq={seq}", host["stats"], want,
+                    f"differs in { {k: (host['stats'].get(k), want[k]) for k in want if host['stats'].get(k) != want[k]} }")
 
     def assert_quiet(self, seconds: float, what: str) -> dict:
-        """For `seconds`, the host's stats (last-update included) and the guest's stats
-        lines must not change. This is the one place that watches a fixed time: it
-        checks that something does not happen. Returns the frozen host stats."""
+        """For `seconds`, the host's stats (last-update included) must not change and the
+        guest must hand over no buffer. This is the one place that watches a fixed time:
+        it checks that something does not happen. Returns the frozen host stats."""
         frozen = self.stats()
-        nlines = len(self.lines())
+        seq = self.show()["seq"]
         t0 = time.monotonic()
         while (elapsed := time.monotonic() - t0) < seconds:
             now = self.stats()
             assert now == frozen, f"{what}: host stats changed after {elapsed:.2f}s: {frozen} -> {now}"
-            n = len(self.lines())
-            assert n == nlines, f"{what}: guest logged {n - nlines} new stats line(s) after {elapsed:.2f}s"
+            n = self.show()["seq"]
+            assert n == seq, f"{what}: guest handed over {n - seq} buffer(s) after {elapsed:.2f}s"
             time.sleep(UPDATE_POLL)
         return frozen
 
 
 def unset_stats() -> dict:
     """guest-stats of a device whose driver never sent a buffer."""
-    return {"stats": {name: UNSET for name in STAT_NAMES}, "last-update": 0}
+    return {"stats": HOST.profile.unset(), "last-update": 0}

@@ -13,8 +13,9 @@ from __future__ import annotations
 
 import pytest
 
-from ballast_qemu import BallastVM, image_path
+from ballast_qemu import BallastVM, build_dir, image_path
 from boot_paths import BOOT_PATHS, BootPath
+from hosts import HOST, Host
 
 _VMS = pytest.StashKey[list]()
 _SHARED_VMS = pytest.StashKey[list]()
@@ -102,4 +103,32 @@ def pytest_runtest_makereport(item, call):
 
 
 def pytest_report_header(config):
-    return f"ballast image: {image_path()}"
+    return [f"ballast image: {image_path()}",
+            f"host: {HOST.name} ({' '.join(map(str, HOST.version))}, {HOST.profile.name}'s facts)"]
+
+
+@pytest.fixture(scope="session")
+def host() -> Host:
+    """The host under test and its profile (hosts.py)."""
+    return HOST
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item):
+    HOST.where = item.nodeid
+
+
+def pytest_terminal_summary(terminalreporter):
+    """On a host without a profile: what it did differently from the nearest one."""
+    if HOST.known:
+        return
+    path = build_dir() / "host-deviations.md"
+    rows = [f"| {d.behaviour} | `{d.got!r}` | `{d.want!r}` | {d.where} |" for d in HOST.deviations]
+    text = (f"# {HOST.name}: differences from {HOST.profile.name}\n\n"
+            f"{len(rows)} host-behaviour checks differed (recorded, not failed).\n\n"
+            "| behaviour | this host | " + HOST.profile.name + " | test |\n|---|---|---|---|\n" + "\n".join(rows) + "\n")
+    path.write_text(text)
+    terminalreporter.section(f"host report: {HOST.name}")
+    terminalreporter.write_line(f"{len(rows)} host-behaviour differences from {HOST.profile.name}; see {path}")
+    for r in rows[:40]:
+        terminalreporter.write_line(r)

@@ -37,7 +37,7 @@ def test_boots_to_ready(ready_vm):
 
 @pytest.mark.parametrize("memory", ["128M", "1G"])
 def test_memory_totals(ballast_vm, memory):
-    vm = ballast_vm(memory=memory)
+    vm = ballast_vm(memory=memory, cmdline="verbose")  # the memory map is boot detail
     vm.wait_ready(timeout=BOOT_TIMEOUT)
     log = vm.log_text()
 
