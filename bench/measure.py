@@ -19,7 +19,9 @@ from typing import Dict, List, Optional, Sequence, Tuple
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tests" / "e2e"))
 
-from ballast_qemu import DEFAULT_ACCEL, QEMU, BallastVM, parse_kv, parse_size  # noqa: E402,F401
+from ballast_qemu import DEFAULT_ACCEL, QEMU, BallastVM, build_dir, parse_kv, parse_size  # noqa: E402,F401
+from balloon_stats import up_line  # noqa: E402
+from hosts import HOST  # noqa: E402,F401
 from boot_paths import BOOT_PATHS, BootPath  # noqa: E402
 
 BALLOON_PATH = "/machine/peripheral/balloon0"
@@ -205,7 +207,7 @@ def answer_latencies(events, vq: str) -> Dict[str, List[int]]:
 
 
 def stats_latency(path: BootPath, workdir: Path, memory: str, requests: int,
-                  trace_file: Path) -> dict:
+                  trace_file: Path, device_opts: str = "") -> dict:
     """One guest with stats polling at 1 s and QEMU tracing the virtqueue events;
     run until QEMU has flushed the stats buffer `requests` + 1 times, then read the
     guest's own figure (`stats latency`) and quit QEMU cleanly (the trace log is
@@ -213,10 +215,12 @@ def stats_latency(path: BootPath, workdir: Path, memory: str, requests: int,
     trace_file.unlink(missing_ok=True)
     extra = [a for ev in TRACE_EVENTS for a in ("-trace", f"enable={ev}")]
     extra += ["-D", str(trace_file), "-msg", "timestamp=on"]
-    vm = BallastVM(workdir, memory=memory, **path.vm_kwargs(POLLING_1S, extra_args=extra))
+    opts = ",".join(o for o in (POLLING_1S, device_opts) if o)
+    vm = BallastVM(workdir, memory=memory, **path.vm_kwargs(opts, extra_args=extra))
     try:
         vm.start()
         vm.wait_ready(BOOT_TIMEOUT)
+        interrupts = up_line(vm)["interrupts"]
 
         def enough():
             ev = parse_trace(trace_file.read_text(errors="replace")) if trace_file.exists() else []
@@ -234,7 +238,7 @@ def stats_latency(path: BootPath, workdir: Path, memory: str, requests: int,
     events = parse_trace(trace_file.read_text(errors="replace"))
     vq = stats_vq(events)
     lat = answer_latencies(events, vq)
-    return {"vq": vq, "trace_file": str(trace_file), "host": lat, "guest": guest}
+    return {"vq": vq, "trace_file": str(trace_file), "host": lat, "guest": guest, "interrupts": interrupts}
 
 
 # ---- inflate / deflate throughput -------------------------------------------------

@@ -22,7 +22,7 @@ def _table(header: List[str], rows: List[List[str]]) -> List[str]:
 def markdown(r: dict) -> str:
     m = r["meta"]
     lines = [
-        f"### ballast bench ({m['accel'].upper()}, {m['qemu']}, git {m['git']}, "
+        f"### ballast bench ({m['accel'].upper()}, {m.get('host', '?')}: {m['qemu']}, git {m['git']}, "
         f"{m['cpus']} CPUs, load {m['loadavg_before'][0]:.2f} before / "
         f"{m['loadavg_after'][0]:.2f} after, total {m['runtime_s']:.0f} s)",
         "",
@@ -42,7 +42,7 @@ def markdown(r: dict) -> str:
     lines += _table(["path", "trivial image: exit", "ballast: ready", "ready / trivial",
                      "first stats on the host", "kernel entry to ready (ms, TSC)"], rows)
 
-    lines += ["", "Targets (issue 6, TCG; reported, not asserted): median ready / median "
+    lines += ["", "Targets (issue 13, TCG; reported, not asserted): median ready / median "
               "trivial, and the per-round paired ratio.", ""]
     rows = []
     for name, ratio in r["ratios"].items():
@@ -76,6 +76,7 @@ def markdown(r: dict) -> str:
         lines += ["", "Stats answer latency (polling interval 1 s), microseconds.", ""]
         rows = []
         for name, lat in r["stats_latency"].items():
+            name = f"{name} ({lat.get('interrupts', '?')})"
             labels = {"flush_to_pop": "host, QEMU trace: buffer flushed to guest -> re-added "
                                       "buffer popped",
                       "notify_to_kick": "host, QEMU trace: virtio_notify -> guest's queue notify"}
@@ -86,11 +87,11 @@ def markdown(r: dict) -> str:
                                  f"{h['p99_us']}", f"{h['max_us']}"])
             g = lat["guest"]
             if g:
-                rows.append([name, "guest, `stats latency`: request interrupt -> buffer "
-                             "re-added (TSC)", str(g.get("samples", "-")),
+                rows.append([name, "guest, `stats latency`: request interrupt handler -> kick "
+                             "(TSC)", str(g.get("samples", "-")),
                              f"{g['p50_ns'] / 1000:.0f}", f"{g['p99_ns'] / 1000:.0f}",
                              f"{g['max_ns'] / 1000:.0f}"])
-        lines += _table(["path", "figure", "samples", "p50", "p99", "max"], rows)
+        lines += _table(["path (interrupts)", "figure", "samples", "p50", "p99", "max"], rows)
 
     if r["throughput"]:
         lines += ["", "Balloon throughput, half of RAM, pages (4 KiB) per second: QMP "

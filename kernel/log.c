@@ -66,14 +66,25 @@ static void q_push(enum log_kind kind, log_piece_fn fn, const void *a, uint32_t 
 	q_head += rec_bytes(len);
 }
 
-static void pump(void);
-
 static void kick(void)
 {
 	if (async)
 		work_queue(&log_work);
-	else
-		pump();
+}
+
+/* Before log_start, text goes straight to the UART, so the boot log (and
+ * "ready") is out as soon as it is said; deferred lines, the statistics
+ * answers given at driver start, wait for the idle loop. Waits are polled
+ * and bounded (serial_drain_polled). */
+static bool boot_write(const void *text, uint32_t len)
+{
+	if (serial_tx_room() < len)
+		serial_drain_polled();
+	if (serial_tx_room() < len)
+		return false;
+	serial_tx_put(text, len);
+	serial_drain_polled();
+	return true;
 }
 
 /* Interrupts off. The "N lines dropped" notice goes in before the next line,
@@ -93,14 +104,14 @@ static bool fits_with_notice(uint32_t len, uint32_t hold)
 	return space_needed(len) + hold <= LOG_QUEUE_BYTES - q_used();
 }
 
-/* A droppable line: the payload is a then b. */
+/* A droppable line: the payload is a then b (text has no b). */
 static bool put_line(enum log_kind kind, log_piece_fn fn, const void *a, uint32_t alen, const void *b, uint32_t blen)
 {
 	uint64_t flags = irq_save();
-	bool ok = fits_with_notice(alen + blen, reserved);
-	if (ok)
+	bool ok = !async && kind == LOG_TEXT ? boot_write(a, alen) : fits_with_notice(alen + blen, reserved);
+	if (ok && (async || kind != LOG_TEXT))
 		q_push(kind, fn, a, alen, b, blen);
-	else {
+	else if (!ok) {
 		dropped++;
 		dropped_unannounced++;
 	}
@@ -188,11 +199,12 @@ static void format_queued(void)
 	}
 }
 
+/* Everything queued, with polled waits (a panic). */
 static void pump(void)
 {
 	do
 		format_queued();
-	while (!async && serial_tx_pending() && serial_drain_polled());
+	while (serial_tx_pending() && serial_drain_polled());
 }
 
 static void log_work_fn(void *ctx)

@@ -3,6 +3,8 @@
  * and calls kmain. No firmware call is made after ExitBootServices. */
 #include <efi.h>
 #include <efilib.h>
+#include <stdarg.h>
+#include <stdio.h>
 #include "boot/boot_info.h"
 #include "kernel/arch/cpu.h"
 
@@ -14,6 +16,30 @@
 
 static struct boot_info boot_info;
 static uint8_t kernel_stack[KERNEL_STACK_SIZE] __attribute__((aligned(16)));
+
+#define SAY_MAX 128
+
+/* A line on the firmware console, before ExitBootServices: newlib's
+ * snprintf, widened to UCS-2. (gnu-efi's Print would do, but it links its
+ * whole formatter, device paths and GUID names, 15 KB, for two error lines.) */
+static void efi_say(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static void efi_say(const char *fmt, ...)
+{
+	char text[SAY_MAX];
+	CHAR16 wide[SAY_MAX + 1];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(text, sizeof(text), fmt, ap);
+	va_end(ap);
+	UINTN n = 0;
+	for (const char *c = text; *c && n + 2 < SAY_MAX; c++) {
+		if (*c == '\n')
+			wide[n++] = L'\r';
+		wide[n++] = (CHAR16)(unsigned char)*c;
+	}
+	wide[n] = 0;
+	uefi_call_wrapper(ST->ConOut->OutputString, 2, ST->ConOut, wide);
+}
 
 static uint32_t efi_to_boot_type(UINT32 efi_type)
 {
@@ -131,12 +157,12 @@ EFI_STATUS efi_main(EFI_HANDLE image, EFI_SYSTEM_TABLE *systab)
 	UINT8 *map = NULL;
 	EFI_STATUS st = uefi_call_wrapper(BS->GetMemoryMap, 5, &map_size, NULL, &map_key, &desc_size, &desc_version);
 	if (st != EFI_BUFFER_TOO_SMALL) {
-		Print(L"ballast: GetMemoryMap failed: %r\n", st);
+		efi_say("ballast: GetMemoryMap failed: status 0x%llx\n", (unsigned long long)st);
 		return st;
 	}
 	UINTN buf_size = map_size + MEMMAP_SLACK_DESCRIPTORS * desc_size;
 	if (uefi_call_wrapper(BS->AllocatePool, 3, EfiLoaderData, buf_size, (void **)&map) != EFI_SUCCESS) {
-		Print(L"ballast: cannot allocate the memory map buffer\n");
+		efi_say("ballast: cannot allocate the memory map buffer\n");
 		return EFI_OUT_OF_RESOURCES;
 	}
 	/* The map key goes stale whenever the firmware allocates; ExitBootServices

@@ -76,7 +76,8 @@ struct balloon {
 	void *extra_buf;          /* "stats extra": a second buffer, one shot */
 	uint64_t extra_phys;
 	bool extra_in_flight;
-	uint64_t latency[BALLOON_LATENCY_SAMPLES]; /* TSC ticks, request to re-add */
+	uint64_t kicked_tsc;      /* when the last stats buffer was kicked */
+	uint64_t latency[BALLOON_LATENCY_SAMPLES]; /* TSC ticks, request interrupt to kick */
 	uint64_t latency_count;
 };
 

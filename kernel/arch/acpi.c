@@ -50,7 +50,7 @@ static const struct acpi_sdt_header *map_table(uint64_t phys)
 int acpi_init(uint64_t rsdp_phys)
 {
 	if (rsdp_phys == 0 || paging_map_firmware(rsdp_phys, sizeof(struct acpi_rsdp)) < 0) {
-		klog("acpi: no RSDP");
+		kdebug("acpi: no RSDP");
 		return -1;
 	}
 	const struct acpi_rsdp *rsdp = (const void *)(uintptr_t)rsdp_phys;

@@ -18,11 +18,13 @@
 #define PIT_CMD           0x43
 #define PIT_CMD_CH0_MODE2 0x34 /* channel 0, lobyte/hibyte, rate generator */
 #define PIT_CMD_CH0_LATCH 0x00
-/* 2 ms is 2386 PIT counts, so +-1 count is 0.04%. Under QEMU the emulated
- * PIT and the TSC both follow host time, so a vCPU descheduled inside the
- * window skews neither; only stalls at its two ends do, and those are read
- * out (pit_ch0_read_at). It was 10 ms, a third of the boot on microvm. */
-#define TSC_CALIBRATE_MS  2
+/* 500 us is 597 PIT counts, so +-1 count is 0.17%: plenty for timestamps,
+ * delays in ms and latencies in us. Under QEMU the emulated PIT and the TSC
+ * both follow host time, so a vCPU descheduled inside the window skews
+ * neither; only stalls at its two ends do, and those are read out
+ * (pit_ch0_read_at). It was 10 ms, then 2 ms: the window is dead time in
+ * every boot (a fifth of ballast's own boot time on microvm at 2 ms). */
+#define TSC_CALIBRATE_US  500
 #define TSC_CALIBRATE_SAMPLES 5 /* bracketed readings at each end of the window */
 #define TSC_FALLBACK_KHZ  1000000 /* if the PIT never moves */
 #define TSC_CALIBRATE_SPINS 100000000ull
@@ -69,7 +71,7 @@ static uint16_t pit_ch0_read_at(uint64_t *tsc)
 
 void tsc_calibrate(void)
 {
-	const uint32_t wait = PIT_HZ / (1000 / TSC_CALIBRATE_MS);
+	const uint32_t wait = (uint32_t)((uint64_t)PIT_HZ * TSC_CALIBRATE_US / 1000000);
 	outb(PIT_CMD, PIT_CMD_CH0_MODE2);
 	outb(PIT_CH0_DATA, 0xff);
 	outb(PIT_CH0_DATA, 0xff);

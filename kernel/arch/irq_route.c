@@ -129,7 +129,7 @@ int irq_init(void)
 	if (!madt) {
 		/* no ACPI (microvm with acpi=off): the PC's one IOAPIC sits at its
 		 * architectural default address, GSIs from 0 (MP spec 3.6.8) */
-		klog("irq: no MADT; assuming the standard IOAPIC at 0x%x, ISA IRQ 0 on pin 2", IOAPIC_DEFAULT_ADDRESS);
+		kdebug("irq: no MADT; assuming the standard IOAPIC at 0x%x, ISA IRQ 0 on pin 2", IOAPIC_DEFAULT_ADDRESS);
 		struct madt_ioapic dflt = { .type = MADT_IOAPIC, .length = sizeof(dflt), .address = IOAPIC_DEFAULT_ADDRESS };
 		add_ioapic(&dflt);
 		/* The PIT's IRQ 0 reaches IOAPIC pin 2 on PCs (pin 0 takes the

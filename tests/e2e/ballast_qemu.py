@@ -142,6 +142,7 @@ class Console:
         `sock`, already connected (a chardev that connected to the test)."""
         self.eol = eol
         self.lines: "queue.Queue[str]" = queue.Queue()
+        self.received: List[str] = []  # every line, in order, for transcripts
         self.last_transcript: List[str] = []  # lines since the previous answer
         if sock is None:
             sock = _connect_tcp(path, timeout) if isinstance(path, tuple) else _connect_unix(path, timeout)
@@ -162,7 +163,9 @@ class Console:
             buf += data
             while b"\n" in buf:
                 line, buf = buf.split(b"\n", 1)
-                self.lines.put(line.decode("utf-8", "replace").replace("\r", ""))
+                text = line.decode("utf-8", "replace").replace("\r", "")
+                self.received.append(text)  # list.append is atomic: readers copy it
+                self.lines.put(text)
 
     def command(self, cmd: str, timeout: float) -> str:
         # Queued lines are not drained: the guest answers each command with exactly one
@@ -184,15 +187,6 @@ class Console:
             self.last_transcript.append(line)
             if line.startswith("ok") or line.startswith("err"):
                 return line
-
-    def drain(self) -> List[str]:
-        """Every line received and not yet taken, without waiting."""
-        got: List[str] = []
-        while True:
-            try:
-                got.append(self.lines.get_nowait())
-            except queue.Empty:
-                return got
 
     def send_raw(self, data: bytes) -> None:
         """Bytes as they are: hostile input, several lines at once."""
@@ -254,7 +248,8 @@ class BallastVM:
                  extra_args: Sequence[str] = (),
                  image: Optional[Path] = None,
                  boot: str = DEFAULT_BOOT,
-                 console_eol: str = "\r"):
+                 console_eol: str = "\r",
+                 console_unix: bool = False):
         self.workdir = Path(workdir)
         self.cmdline = cmdline
         self.memory = memory
@@ -265,6 +260,7 @@ class BallastVM:
         self.boot = boot
         self.image = Path(image) if image else image_path(boot)
         self.console_eol = console_eol
+        self.console_unix = console_unix  # the console on a unix socket (console_sock), not TCP
         self.proc: Optional[subprocess.Popen] = None
         self.t_start: Optional[float] = None
         self.ready_seconds: Optional[float] = None  # QEMU start -> "ballast: ready"
@@ -317,8 +313,9 @@ class BallastVM:
             # time, and on a unix socket each byte costs a whole skb of the send
             # buffer, which then fills after a few hundred bytes; QEMU drops a byte
             # it could not send in 4 tries. TCP packs the bytes together.
-            "-chardev", (f"socket,id=con0,host=127.0.0.1,port=0,server=on,wait=off,"
-                         f"logfile={self.serial_log}"),
+            "-chardev", (f"socket,id=con0,path={self.console_sock},server=on,wait=off,logfile={self.serial_log}"
+                         if self.console_unix else
+                         f"socket,id=con0,host=127.0.0.1,port=0,server=on,wait=off,logfile={self.serial_log}"),
             "-serial", "chardev:con0",
             "-device", "isa-debug-exit,iobase=0xf4,iosize=0x04",
             "-qmp", f"unix:{self.qmp_sock},server=on,wait=off",
@@ -437,6 +434,16 @@ class BallastVM:
     def console_connected(self) -> bool:
         return self._console is not None
 
+    def received(self) -> List[str]:
+        """Every line the console socket carried since our client connected (exact,
+        unlike the log file, which can double a byte), in order."""
+        return list(self._console.received) if self._console else []
+
+    def forget_received(self, keep: int) -> None:
+        """Drops all but the last `keep` received lines (a long run's memory)."""
+        if self._console:
+            del self._console.received[:-keep]
+
     def console_client(self, timeout: float = 10.0) -> "Console":
         """The console connection itself, for raw input (send_raw, answers)."""
         if self._console is None:
@@ -456,8 +463,11 @@ class BallastVM:
             self._qmp.close()
             self._qmp = None
 
-    def console_address(self, timeout: float = 10.0) -> tuple:
-        """(host, port) QEMU picked for the console (port=0), from query-chardev."""
+    def console_address(self, timeout: float = 10.0):
+        """(host, port) QEMU picked for the console (port=0), from query-chardev; or
+        the unix socket's path."""
+        if self.console_unix:
+            return str(self.console_sock)
         for c in self.qmp(timeout).cmd("query-chardev"):
             if c["label"] == "con0":
                 m = re.search(r"tcp:([0-9.]+):(\d+)", c["filename"])

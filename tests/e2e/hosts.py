@@ -78,7 +78,12 @@ def parse_stats_lines(text: str, strict: bool = True) -> Dict[int, Sent]:
     for m in STATS_LINE.finditer(text):
         seq = int(m.group(1))
         assert not (strict and seq in out), f"guest logged stats seq={seq} twice"
-        entries = tuple((name_tag(k), int(v)) for k, v in (w.split("=") for w in m.group(3).split()))
+        try:
+            entries = tuple((name_tag(k), int(v)) for k, v in (w.split("=") for w in m.group(3).split()))
+        except ValueError:
+            if strict:
+                raise
+            continue  # a doubled byte in a log file made a name no QEMU has
         length = int(m.group(2)) if m.group(2) is not None else ENTRY * len(entries)
         assert length // ENTRY == len(entries) or not strict, f"seq={seq}: len={length} but {len(entries)} entries"
         out[seq] = Sent(length, entries)

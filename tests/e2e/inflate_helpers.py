@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import re
 import time
-import weakref
 from dataclasses import dataclass, field
 from typing import Dict, List, Optional
 
@@ -65,31 +64,20 @@ def target_pages(ram: int, value: int) -> int:
 
 # ---- the guest's side ------------------------------------------------------------------
 
-# Guest lines as the console socket delivered them, per guest. serial.log is not used
-# for lines written while the console is busy: QEMU 7.2 logs a byte the socket refused
-# with EAGAIN (chardev/char.c qemu_chr_write_buffer, "res < 0") and logs it again when
-# the 16550 retries it, so long bursts show doubled characters in the log file only.
-_TRANSCRIPTS: "weakref.WeakKeyDictionary[BallastVM, List[str]]" = weakref.WeakKeyDictionary()
-
-
 def console(vm: BallastVM, cmd: str, timeout: float = 10.0) -> str:
-    """vm.console(), keeping every line received on the way for transcript()."""
-    try:
-        return vm.console(cmd, timeout)
-    finally:
-        _TRANSCRIPTS.setdefault(vm, []).extend(vm.console_transcript)
+    return vm.console(cmd, timeout)
 
 
 def transcript(vm: BallastVM) -> str:
-    return "\n".join(_TRANSCRIPTS.get(vm, []))
+    """Guest lines as the console socket delivered them (BallastVM.received)."""
+    return "\n".join(vm.received())
 
 
 def wait_line(vm: BallastVM, regex: str, timeout: float) -> re.Match:
-    """Wait for a guest line on the console (each poll sends `help` to collect what
-    arrived since the last command)."""
+    """Wait for a guest line on the console."""
     pattern = re.compile(regex, re.M)
+    vm.console_client()  # connected, so the socket carries the lines
     def seen() -> Optional[re.Match]:
-        console(vm, "help")
         return pattern.search(transcript(vm))
     return vm.wait_until(seen, timeout, f"a console line matching {regex!r}", interval=0.1)
 

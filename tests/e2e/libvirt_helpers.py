@@ -353,6 +353,9 @@ class Domain:
     def console_transcript(self) -> List[str]:
         return list(self._console.last_transcript) if self._console else []
 
+    def received(self) -> List[str]:
+        return list(self._console.received) if self._console else []
+
     def log_text(self) -> str:
         try:
             return self.serial_log.read_bytes().decode("utf-8", "replace").replace("\r", "")

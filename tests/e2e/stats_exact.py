@@ -80,15 +80,16 @@ class StatsGuest:
     def __init__(self, vm: BallastVM):
         self.vm = vm
         self.bal = Balloon(vm)
-        self.received: List[str] = []  # every line read from the console socket, in order
+
+    @property
+    def received(self) -> List[str]:
+        """Every line read from the console socket, in order."""
+        return self.vm.received()
 
     # ---- console --------------------------------------------------------------------
 
     def cmd(self, line: str, timeout: float = 10.0) -> str:
-        try:
-            return self.vm.console(line, timeout)
-        finally:
-            self.received.extend(self.vm.console_transcript)
+        return self.vm.console(line, timeout)
 
     def ok(self, line: str) -> str:
         answer = self.cmd(line)
@@ -124,15 +125,9 @@ class StatsGuest:
 
     # ---- the guest's logged buffers ---------------------------------------------------
 
-    def collect(self) -> None:
-        """Lines the console socket received since the last command."""
-        if self.vm.console_connected():
-            self.received.extend(self.vm.console_client().drain())
-
     def lines(self) -> Dict[int, Sent]:
         """Stats lines by seq: the socket's (exact), plus log-file lines for seqs the
         socket never carried (written before the client connected)."""
-        self.collect()
         sock = parse_stats_lines("\n".join(self.received))
         logged = parse_stats_lines(self.vm.log_text(), strict=False)
         return {**{s: v for s, v in logged.items() if s not in sock}, **sock}

@@ -5,11 +5,14 @@ import re
 import subprocess
 import sys
 
+import pytest
+
 from ballast_qemu import REPO_ROOT, parse_kv
 from balloon_stats import Balloon, STAT_NAMES, answer_match
 from mem_show import parse_mem_show
 
 CTL = [sys.executable, str(REPO_ROOT / "tools" / "ballastctl")]
+pytestmark = pytest.mark.host_independent  # a host tool: it reads what any host shows
 
 
 def ctl(vm, *args, console=None) -> str:

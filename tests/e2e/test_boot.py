@@ -8,6 +8,8 @@ import pytest
 
 from ballast_qemu import debug_exit_status, parse_kv, parse_size
 
+pytestmark = pytest.mark.host_independent  # the kernel itself; any QEMU boots it alike
+
 BOOT_TIMEOUT = 60  # OVMF alone takes ~3-5 s under TCG; leave room for a loaded CI box
 EXIT_TIMEOUT = 60
 PAGE = 4096

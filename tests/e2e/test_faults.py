@@ -307,8 +307,7 @@ def test_boot_persona(ballast_vm, persona):
     priming = vm.wait_until(lambda: (h := g.host())["last-update"] and h, BOOT_TIMEOUT,
                             "the priming buffer", interval=0.02)
     vm.wait_ready(BOOT_TIMEOUT)
-    log = vm.log_text()
-    assert 0 <= log.find("ballast: stats seq=1") < log.find("ballast: ready")
+    vm.wait_for_log(r"^ballast: ready\nballast: stats seq=1\b", 5)
     first = g.line(1)
     plan = PLAIN.but(persona=persona)
     if persona in stats_model.PRIMING:

@@ -1,5 +1,5 @@
 """Free page reporting (free-page-reporting=on) and page poisoning (page-poison,
-on by default in QEMU 7.2).
+on by default in QEMU 7.2 and 10.0).
 
 The guest reports free 2 MiB blocks every two seconds; QEMU discards them, so the
 memory the guest used and freed leaves the QEMU process (its RSS drops). Stats stay
@@ -10,7 +10,7 @@ import re
 
 import pytest
 
-from balloon_stats import Balloon
+from balloon_stats import Balloon, up_line
 from mem_show import parse_mem_show
 from stats_exact import ballast_view, diff
 
@@ -31,7 +31,8 @@ def test_free_page_reporting(ballast_vm, poison):
     vm = ballast_vm(boot="pvh", memory="512M", devices=(
         "-device", f"virtio-balloon-pci,id=balloon0,free-page-reporting=on,page-poison={poison}"))
     vm.wait_ready(timeout=30)
-    vm.wait_for_log(rf"up \(.*reporting on, page_poison {poison}\)", 1)
+    up = up_line(vm)
+    assert (up["reporting"], up["page_poison"]) == ("on", poison), up
     mem = lambda: parse_mem_show(vm.console("mem show"))
     start = mem()
     assert (start["reporting"], start["page_poison"]) == (1, int(poison == "on")), start

@@ -56,10 +56,11 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "e2e"))
 
 from ballast_qemu import BallastVM, parse_size  # noqa: E402
-from balloon_stats import STAT_NAMES, STATS_LINE  # noqa: E402
+from hosts import parse_stats_lines  # noqa: E402
 from inflate_helpers import (HOLD_RE, PAGE, RESERVE_PAGES, Baseline, Host,  # noqa: E402
                              at_rest, chunk_pages, heap_pages, invariant_errors)
-from stats_exact import POLLING_1S, StatsGuest, ballast_view  # noqa: E402
+from stats_exact import POLLING_1S, StatsGuest  # noqa: E402
+from stats_model import PLAIN  # noqa: E402
 
 # Deadlines: TCG on a shared 2-core box; nothing waits a fixed time.
 BOOT_TIMEOUT = 120
@@ -84,19 +85,10 @@ class SoakGuest(StatsGuest):
     the transcript is pruned between steps."""
 
     def lines(self):
-        out = {}
-        for line in self.received:
-            if "ballast: stats seq=" not in line:
-                continue
-            m = STATS_LINE.search(line)
-            assert m, f"malformed stats line on the console: {line!r}"
-            seq = int(m.group(1))
-            assert seq not in out, f"guest sent stats seq={seq} twice on the console"
-            out[seq] = dict(zip(STAT_NAMES, (int(v) for v in m.groups()[1:])))
-        return out
+        return parse_stats_lines("\n".join(self.received))
 
     def prune(self) -> None:
-        del self.received[:-KEEP_LINES]
+        self.vm.forget_received(KEEP_LINES)
 
 
 def invariants(m, what: str) -> None:
@@ -205,7 +197,7 @@ class Soak:
         assert snap.seq > show["seq"] and snap.last_update > self.lu, (snap.seq, show, snap.last_update, self.lu)
         assert snap.last_update <= time.time() + 1, f"last-update {snap.last_update} is in the future"
         invariants(snap.mem, "at a stats check")
-        self.g.assert_exact(snap, ballast_view(snap.mem))
+        self.g.assert_sent(snap, PLAIN)
         if self.m is not None:
             keys = ("free", "allocated", "cached", "managed", "balloon_pages", "heap_bytes", "heap_in_use",
                     "minor_faults")
