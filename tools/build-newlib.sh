@@ -13,7 +13,10 @@ out=$(realpath "$3")
 # The same code-generation flags as the kernel: newlib's objects are linked
 # into both the PE/COFF and the ELF image, and run with interrupts that may
 # arrive at any instruction (no red zone).
-cflags="-ffreestanding -fpie -mno-red-zone -fno-stack-protector -O2 -g"
+cflags="-ffreestanding -fpie -mno-red-zone -fno-stack-protector"
+# Optimised for size (CFLAGS_FOR_TARGET, which newlib's build puts after CC's
+# flags): nothing of newlib's is on a path that is timed, and -Os keeps
+# ballast.efi under 160 KB (-O2: 7.5 KB more).
 
 rm -rf "$work"
 mkdir -p "$work/src" "$work/build"
@@ -27,7 +30,7 @@ cd "$work/build"
     --disable-multilib --disable-newlib-supplied-syscalls \
     --enable-newlib-nano-formatted-io --disable-newlib-io-float \
     --enable-newlib-nano-malloc \
-    CC_FOR_TARGET="gcc $cflags" AR_FOR_TARGET=ar RANLIB_FOR_TARGET=ranlib \
+    CC_FOR_TARGET="gcc $cflags" CFLAGS_FOR_TARGET="-Os -g" AR_FOR_TARGET=ar RANLIB_FOR_TARGET=ranlib \
     AS_FOR_TARGET=as LD_FOR_TARGET=ld NM_FOR_TARGET=nm >"$work/configure.log" 2>&1 \
     || { tail -n 30 "$work/configure.log"; exit 1; }
 jobs=$(nproc 2>/dev/null || echo 2)

@@ -71,7 +71,11 @@ static void check_broken(struct balloon *b, struct virtqueue *vq)
 
 static void kick(struct balloon *b, struct virtqueue *vq)
 {
-	if (vq_kick_prepare(vq))
+	bool notify = vq_kick_prepare(vq);
+	/* the answer is out when the device is told (or, suppressed, when it is
+	 * published): what the host does with the notify is the host's time */
+	b->kicked_tsc = rdtsc();
+	if (notify)
 		b->vd->ops->notify(b->vd, vq);
 }
 
@@ -101,7 +105,6 @@ static int stats_add(struct balloon *b, void *buf, uint64_t phys, bool first, vo
 	if (vq_add(&b->stats_vq, &vb, 1, 0, token) < 0)
 		return -1;
 	kick(b, &b->stats_vq);
-	b->kicked_tsc = rdtsc();
 	b->stats_seq++;
 	stats_log(b->stats_seq, buf, bytes);
 	return 0;
@@ -137,7 +140,7 @@ static void record_latency(struct balloon *b, uint64_t ticks)
 static void stats_used(struct balloon *b)
 {
 	uint32_t len;
-	uint64_t t0 = rdtsc();
+	uint64_t t0 = irq_entry_tsc(); /* (polled: the timer's interrupt, a tick early at most) */
 	void *token;
 	while ((token = vq_get_used(&b->stats_vq, &len))) {
 		if (token == &b->extra_buf) {
@@ -157,7 +160,7 @@ static void stats_used(struct balloon *b)
 			continue;
 		}
 		balloon_stats_answer(b);
-		record_latency(b, b->kicked_tsc - t0); /* the handler's start to the kick */
+		record_latency(b, b->kicked_tsc - t0); /* the interrupt to the kick */
 	}
 	check_broken(b, &b->stats_vq);
 }

@@ -34,6 +34,9 @@ void cpu_init_features(void);
  * few handlers may share a vector, for shared level-triggered lines. `name`
  * (a string that lives for ever) is for the irq console command. */
 int irq_register(unsigned vector, irq_handler_fn fn, void *ctx, const char *name);
+/* The TSC when the interrupt (or exception) being handled was taken: the
+ * start of the C entry, after the stub saved the registers. */
+uint64_t irq_entry_tsc(void);
 /* Interrupts taken on a vector since boot, and its handlers' names. */
 uint64_t irq_count(unsigned vector);
 const char *irq_name(unsigned vector, unsigned handler);

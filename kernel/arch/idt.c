@@ -125,8 +125,13 @@ static void irq_dispatch(unsigned vector)
 
 void arch_trap(struct trap_frame *tf);
 
+static uint64_t entry_tsc;
+
+uint64_t irq_entry_tsc(void) { return entry_tsc; }
+
 void arch_trap(struct trap_frame *tf)
 {
+	entry_tsc = rdtsc();
 	if (tf->vector == VECTOR_PAGE_FAULT && paging_handle_fault(read_cr2(), tf->error) == 0)
 		return;
 	if (tf->vector < EXCEPTION_COUNT)

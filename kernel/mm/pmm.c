@@ -4,6 +4,7 @@
  * array (never through the free memory: see pmm.h), and one state byte per
  * frame says what the frame is, so that freeing can find out in O(1)
  * whether the buddy is a free block of the same order. */
+#include <string.h>
 #include "kernel/mm/pmm.h"
 
 /* Per-frame state byte. */
@@ -61,8 +62,7 @@ int pmm_init(struct pmm *p, void *meta, uint64_t max_pfn)
 		return -1;
 	*p = (struct pmm){ .link = meta, .state = (uint8_t *)meta + max_pfn * sizeof(struct pmm_link),
 	                   .max_pfn = max_pfn };
-	for (uint64_t i = 0; i < max_pfn; i++)
-		p->state[i] = STATE_UNMANAGED;
+	memset(p->state, STATE_UNMANAGED, max_pfn);
 	for (unsigned o = 0; o < PMM_ORDERS; o++)
 		p->free_head[o] = p->free_tail[o] = PMM_LIST_END;
 	return 0;
@@ -104,8 +104,8 @@ int64_t pmm_add_range(struct pmm *p, uint64_t base, uint64_t size)
 	for (uint64_t pfn = first; pfn < end; pfn++)
 		if (p->state[pfn] != STATE_UNMANAGED)
 			return -1;
-	for (uint64_t pfn = first; pfn < end; pfn++)
-		p->state[pfn] = STATE_INSIDE;
+	if (end > first)
+		memset(p->state + first, STATE_INSIDE, end - first);
 	for (uint64_t pfn = first; pfn < end;) {
 		unsigned order = largest_order_at(pfn, end - pfn);
 		p->c.managed_pages += 1ull << order;
