@@ -8,6 +8,7 @@
 #include "kernel/console/console.h"
 #include "kernel/debug.h"
 #include "kernel/log.h"
+#include "lib/util.h"
 
 /* Physical page 0 is never mapped, so this address always faults. */
 #define CRASH_PF_ADDRESS 0x10ul
@@ -43,7 +44,7 @@ static void cmd_uptime(int argc, char **argv)
 {
 	(void)argv;
 	if (argc != 1) {
-		console_err("usage: uptime");
+		console_usage();
 		return;
 	}
 	console_ok("ticks=%" PRIu64 " tick_ms=%u tsc_ms=%" PRIu64, timer_ticks(), TIMER_TICK_MS,
@@ -58,7 +59,7 @@ static void cmd_irq(int argc, char **argv)
 {
 	(void)argv;
 	if (argc != 1) {
-		console_err("usage: irq");
+		console_usage();
 		return;
 	}
 	char buf[IRQ_ANSWER_MAX];
@@ -82,5 +83,5 @@ static const struct console_cmd debug_cmds[] = {
 
 void debug_console_init(void)
 {
-	console_register(debug_cmds, sizeof(debug_cmds) / sizeof(debug_cmds[0]));
+	console_register(debug_cmds, ARRAY_SIZE(debug_cmds));
 }

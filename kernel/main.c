@@ -4,6 +4,7 @@
 #include "boot/boot_info.h"
 #include "drivers/pci/pci.h"
 #include "drivers/virtio/balloon.h"
+#include "drivers/virtio/virtio.h"
 #include "drivers/virtio/virtio_mmio.h"
 #include "drivers/virtio/virtio_pci.h"
 #include "kernel/arch/acpi.h"
@@ -99,11 +100,14 @@ _Noreturn void kmain(const struct boot_info *bi)
 	boot_step("mm");
 	acpi_init(bi->rsdp);           /* tables for interrupt routing */
 	irq_init();                    /* PIC off, LAPIC and IOAPICs on */
+	mm_start();                    /* async reclaim, on the timer */
 	boot_step("irq");
 	pci_init();                    /* every function behind every bridge */
 	boot_step("pci");
 	balloon_console_init(bi->cmdline); /* stats and persona commands, boot-time stats mode */
 	bool polled = cmdline_find(bi->cmdline, "polled", NULL, 0);
+	/* packed rings whenever a device offers them, unless "packed=off" */
+	virtio_set_packed_allowed(!(cmdline_find(bi->cmdline, "packed", value, sizeof(value)) && strcmp(value, "off") == 0));
 	if (virtio_pci_probe_all(polled) + virtio_mmio_probe_all(bi->cmdline, polled) == 0)
 		klog("no virtio-balloon device");
 	boot_step("virtio");

@@ -1,15 +1,16 @@
 /* Console commands of the balloon driver. */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include "drivers/virtio/balloon.h"
 #include "drivers/virtio/balloon_priv.h"
 #include "kernel/arch/arch.h"
 #include "kernel/arch/cpu.h"
-#include <stdio.h>
 #include "kernel/console/console.h"
 #include "kernel/console/parse.h"
 #include "kernel/log.h"
 #include "kernel/mm/mm_console.h"
+#include "lib/util.h"
 
 static int compare_u64(const void *a, const void *b)
 {
@@ -20,9 +21,10 @@ static int compare_u64(const void *a, const void *b)
 static void stats_latency(struct balloon *b)
 {
 	static uint64_t sorted[BALLOON_LATENCY_SAMPLES];
+	struct balloon_stats *st = &b->stats;
 	uint64_t flags = irq_save();
-	unsigned n = b->latency_count < BALLOON_LATENCY_SAMPLES ? (unsigned)b->latency_count : BALLOON_LATENCY_SAMPLES;
-	memcpy(sorted, b->latency, n * sizeof(sorted[0]));
+	unsigned n = st->latency_count < BALLOON_LATENCY_SAMPLES ? (unsigned)st->latency_count : BALLOON_LATENCY_SAMPLES;
+	memcpy(sorted, st->latency, n * sizeof(sorted[0]));
 	irq_restore(flags);
 	if (n == 0) {
 		console_err("no stats requests answered yet");
@@ -34,12 +36,12 @@ static void stats_latency(struct balloon *b)
 	           tsc_to_us(p50 * 1000), tsc_to_us(p99 * 1000), tsc_to_us(max * 1000));
 }
 
-static void answer_mode(struct balloon *b)
+static void answer_mode(void)
 {
-	const struct stats_plan *p = &b->plan;
+	const struct stats_plan *p = &stats_knobs.plan;
 	console_ok("persona=%s paused=%d delay_ms=%" PRIu32 " fill=%s unknown=%d duplicate=%d truncate=%u pad=%u "
 	           "overrides=0x%" PRIx32 " tags=%u",
-	           p->persona, b->stats_paused, b->delay_ms,
+	           p->persona, stats_knobs.paused, stats_knobs.delay_ms,
 	           p->fill == STATS_FILL_EMPTY ? "empty" : p->fill == STATS_FILL_FF ? "ff" : p->fill == STATS_FILL_ZERO_LENGTH ? "zerolen" : "entries", p->unknown,
 	           p->duplicate == STATS_NO_TAG ? -1 : (int)p->duplicate, p->truncate, p->pad, p->override_mask,
 	           p->ntags);
@@ -55,16 +57,15 @@ static void reverse_tags(struct stats_plan *p)
 }
 
 /* Back to plain answers: no delay, not paused, and a buffer held meanwhile
- * answered at once (interrupts off). Returns whether one was answered. */
-static bool stats_unfault(struct balloon *b)
+ * answered at once (interrupts off). */
+static void stats_unfault(void)
 {
-	b->delay_ms = 0;
-	b->stats_paused = false;
-	b->answer_due = false;
-	if (!b->stats_held || b->vd->failed)
-		return false;
-	balloon_stats_answer(b);
-	return true;
+	stats_knobs.delay_ms = 0;
+	struct balloon *b = balloon_current();
+	if (b)
+		stats_resume(b);
+	else
+		stats_knobs.paused = false;
 }
 
 /* Bytes cut from the last entry by "stats truncate": the total is then
@@ -81,9 +82,9 @@ enum fault_result { FAULT_APPLIED, FAULT_NOT_A_FAULT, FAULT_BAD_ARGUMENT };
 #define STATS_TAG_HINT "a tag is 0 to 15 or a name such as free-memory"
 
 /* Changes to how answers look; all apply from the next answer on. */
-static enum fault_result stats_fault(struct balloon *b, int argc, char **argv, char *why, size_t why_len)
+static enum fault_result stats_fault(int argc, char **argv, char *why, size_t why_len)
 {
-	struct stats_plan *p = &b->plan;
+	struct stats_plan *p = &stats_knobs.plan;
 	const char *what = argv[1];
 	uint64_t v;
 	int tag;
@@ -101,7 +102,7 @@ static enum fault_result stats_fault(struct balloon *b, int argc, char **argv, c
 		p->pad = STATS_OVERLONG_PAD;
 	else if (argc == 2 && strcmp(what, "normal") == 0) {
 		stats_plan_persona(p, p->persona);
-		stats_unfault(b);
+		stats_unfault();
 	} else if (argc == 3 && strcmp(what, "duplicate") == 0) {
 		if ((tag = stats_tag_parse(argv[2])) < 0) {
 			snprintf(why, why_len, "bad tag '%s' (" STATS_TAG_HINT ")", argv[2]);
@@ -119,7 +120,7 @@ static enum fault_result stats_fault(struct balloon *b, int argc, char **argv, c
 			snprintf(why, why_len, "bad delay '%s' (0 to %d ms)", argv[2], STATS_DELAY_MAX_MS);
 			return FAULT_BAD_ARGUMENT;
 		}
-		b->delay_ms = (uint32_t)v;
+		stats_knobs.delay_ms = (uint32_t)v;
 	} else if (argc == 4 && strcmp(what, "set") == 0) {
 		if ((tag = stats_tag_parse(argv[2])) < 0) {
 			snprintf(why, why_len, "bad tag '%s' (" STATS_TAG_HINT ")", argv[2]);
@@ -136,47 +137,40 @@ static enum fault_result stats_fault(struct balloon *b, int argc, char **argv, c
 	return FAULT_APPLIED;
 }
 
-static const char stats_usage[] =
-	"usage: stats pause|resume|show|latency|extra|empty|zerolen|ff|unknown|truncate|overlong|normal"
-	" | delay <ms> | duplicate <tag> | order reverse | set <tag> <value>";
-
 static void cmd_stats(int argc, char **argv)
 {
-	struct balloon *b = &balloon;
+	struct balloon *b = balloon_current();
 	if (argc < 2) {
-		console_err("%s", stats_usage);
+		console_usage();
 		return;
 	}
-	if (!b->vd || !b->has_stats) {
+	if (!b || !b->stats.vq) {
 		console_err("no balloon statistics queue");
 		return;
 	}
+	struct balloon_stats *st = &b->stats;
 	uint64_t flags = irq_save();
 	if (argc == 2 && strcmp(argv[1], "pause") == 0) {
-		b->stats_paused = true;
+		stats_knobs.paused = true;
 		irq_restore(flags);
 		console_ok("paused=1");
 	} else if (argc == 2 && strcmp(argv[1], "resume") == 0) {
-		b->stats_paused = false;
-		/* a buffer held while paused goes back now, as a late answer */
-		bool handed_back = b->stats_held && !b->vd->failed && !b->delay_ms;
-		if (handed_back)
-			balloon_stats_answer(b);
-		else if (b->stats_held)
-			b->answer_due = true; /* the delay still applies, from the tick */
+		bool was_held = st->held;
+		stats_resume(b); /* a held buffer goes back now, or when its delay (from now) is over */
+		bool handed_back = was_held && !st->held;
 		irq_restore(flags);
 		console_ok("paused=0 answered_held=%d", handed_back);
 	} else if (argc == 2 && strcmp(argv[1], "show") == 0) {
 		irq_restore(flags);
 		console_ok("seq=%" PRIu64 " requests=%" PRIu64 " paused=%d held=%d failed=%d persona=%s log_dropped=%" PRIu64,
-		           b->stats_seq, b->stats_requests, b->stats_paused, b->stats_held, b->vd->failed, b->plan.persona,
+		           st->seq, st->requests, stats_knobs.paused, st->held, b->vd->failed, stats_knobs.plan.persona,
 		           log_dropped());
 	} else if (argc == 2 && strcmp(argv[1], "latency") == 0) {
 		irq_restore(flags);
 		stats_latency(b);
 	} else if (argc == 2 && strcmp(argv[1], "extra") == 0) {
 		int r = balloon_stats_extra(b);
-		uint64_t seq = b->stats_seq; /* the extra buffer's, before any interrupt answers */
+		uint64_t seq = st->seq; /* the extra buffer's, before any interrupt answers */
 		irq_restore(flags);
 		if (r < 0)
 			console_err("the extra buffer is already with the host");
@@ -184,46 +178,46 @@ static void cmd_stats(int argc, char **argv)
 			console_ok("extra=1 seq=%" PRIu64, seq);
 	} else {
 		char why[96];
-		enum fault_result r = stats_fault(b, argc, argv, why, sizeof(why));
+		enum fault_result r = stats_fault(argc, argv, why, sizeof(why));
 		irq_restore(flags);
 		if (r == FAULT_APPLIED)
-			answer_mode(b);
+			answer_mode();
 		else if (r == FAULT_BAD_ARGUMENT)
 			console_err("%s", why);
 		else
-			console_err("%s", stats_usage);
+			console_usage();
 	}
 }
 
 static void cmd_persona(int argc, char **argv)
 {
-	struct balloon *b = &balloon;
 	if (argc != 2) {
 		console_err("usage: persona %s", stats_plan_persona_names());
 		return;
 	}
 	uint64_t flags = irq_save();
-	int r = stats_plan_persona(&b->plan, argv[1]);
-	if (r == 0 && b->vd && b->has_stats)
-		stats_unfault(b); /* a persona is a plain guest: fault settings cleared */
+	int r = stats_plan_persona(&stats_knobs.plan, argv[1]);
+	if (r == 0)
+		stats_unfault(); /* a persona is a plain guest: fault settings cleared */
 	irq_restore(flags);
 	if (r < 0)
 		console_err("unknown persona (%s)", stats_plan_persona_names());
 	else
-		answer_mode(b);
+		answer_mode();
 }
 
 static const struct console_cmd balloon_cmds[] = {
-	{ "stats", "pause|resume|show|latency|extra|empty|ff|unknown|truncate|overlong|normal|delay|duplicate|order|set",
-	  cmd_stats },
-	{ "persona", "ballast|linux-6.6|linux-6.12|windows|nanos", cmd_persona },
+	{ "stats", "pause|resume|show|latency|extra|empty|zerolen|ff|unknown|truncate|overlong|normal"
+	           " | delay <ms> | duplicate <tag> | order reverse | set <tag> <value>", cmd_stats },
+	/* (its usage names the personas, from their table: cmd_persona says it) */
+	{ "persona", "", cmd_persona },
 };
 
 /* The balloon's part of "mem show". */
 static void balloon_describe(char *buf, size_t len)
 {
-	struct balloon *b = &balloon;
-	if (!b->vd) {
+	struct balloon *b = balloon_current();
+	if (!b) {
 		snprintf(buf, len, " balloon=none");
 		return;
 	}
@@ -234,9 +228,9 @@ static void balloon_describe(char *buf, size_t len)
 	         " deflate_on_oom=%d oom_deflates=%" PRIu64 " oom_pages=%" PRIu64 " reporting=%d reported_pages=%" PRIu64
 	         " reporting_inflight=%" PRIu64
 	         " page_poison=%d balloon_failed=%d",
-	         b->pages, b->target_pages, b->inflating, b->deflating, b->inflated_total, b->deflated_total,
-	         b->deflate_on_oom, b->oom_deflates, b->oom_pages, b->reporting, b->reported_pages,
-	         b->report_busy ? (uint64_t)b->report_count << PMM_MAX_ORDER : 0, b->poison,
+	         b->pg.pages, b->pg.target, b->pg.inflating, b->pg.deflating, b->pg.inflated_total,
+	         b->pg.deflated_total, b->pg.deflate_on_oom, b->pg.oom_deflates, b->pg.oom_pages, b->rep.enabled,
+	         b->rep.reported_pages, b->rep.busy ? (uint64_t)b->rep.count << PMM_MAX_ORDER : 0, b->rep.poison,
 	         b->vd->failed);
 	irq_restore(flags);
 }
@@ -245,27 +239,26 @@ static void balloon_describe(char *buf, size_t len)
  * stats_delay=<ms>, stats_paused, stats_fault=empty|ff|unknown|truncate|overlong. */
 static void configure_from_cmdline(const char *cmdline)
 {
-	struct balloon *b = &balloon;
 	char value[32];
 	char *argv[3] = { "stats", value, NULL };
-	stats_plan_default(&b->plan);
-	if (cmdline_find(cmdline, "persona", value, sizeof(value)) && stats_plan_persona(&b->plan, value) < 0)
+	stats_plan_default(&stats_knobs.plan);
+	if (cmdline_find(cmdline, "persona", value, sizeof(value)) && stats_plan_persona(&stats_knobs.plan, value) < 0)
 		klog("balloon: unknown persona '%s' on the command line; using ballast", value);
 	char why[96];
 	if (cmdline_find(cmdline, "stats_fault", value, sizeof(value)) &&
-	    stats_fault(b, 2, argv, why, sizeof(why)) != FAULT_APPLIED)
+	    stats_fault(2, argv, why, sizeof(why)) != FAULT_APPLIED)
 		klog("balloon: unknown stats_fault '%s' on the command line", value);
 	if (cmdline_find(cmdline, "stats_delay", value, sizeof(value))) {
 		char *dargv[3] = { "stats", "delay", value };
-		if (stats_fault(b, 3, dargv, why, sizeof(why)) != FAULT_APPLIED)
+		if (stats_fault(3, dargv, why, sizeof(why)) != FAULT_APPLIED)
 			klog("balloon: stats_delay on the command line: %s", why);
 	}
-	b->stats_paused = cmdline_find(cmdline, "stats_paused", NULL, 0);
+	stats_knobs.paused = cmdline_find(cmdline, "stats_paused", NULL, 0);
 }
 
 void balloon_console_init(const char *cmdline)
 {
 	configure_from_cmdline(cmdline);
-	console_register(balloon_cmds, sizeof(balloon_cmds) / sizeof(balloon_cmds[0]));
+	console_register(balloon_cmds, ARRAY_SIZE(balloon_cmds));
 	mm_console_set_extra(balloon_describe);
 }

@@ -53,19 +53,13 @@ static bool pfn_pop(struct balloon_pfn_chunk **top, uint64_t *count, uint32_t *p
 	return true;
 }
 
-static void kick(struct balloon *b, struct virtqueue *vq)
-{
-	if (vq_kick_prepare(vq))
-		b->vd->ops->notify(b->vd, vq);
-}
-
 int balloon_pages_init(struct balloon *b)
 {
-	b->deflate_on_oom = virtio_has(b->vd, VIRTIO_BALLOON_F_DEFLATE_ON_OOM);
+	b->pg.deflate_on_oom = virtio_has(b->vd, VIRTIO_BALLOON_F_DEFLATE_ON_OOM);
 	/* as Linux: with DEFLATE_ON_OOM the pages stay in total memory */
-	b->offline = !b->deflate_on_oom;
+	b->pg.offline = !b->pg.deflate_on_oom;
 	for (unsigned i = 0; i < BALLOON_BUFS; i++) {
-		struct balloon_pfn_buf *bufs[2] = { &b->inflate_buf[i], &b->deflate_buf[i] };
+		struct balloon_pfn_buf *bufs[2] = { &b->pg.inflate_buf[i], &b->pg.deflate_buf[i] };
 		for (unsigned k = 0; k < 2; k++) {
 			uint64_t pa = page_alloc(0);
 			if (pa == PMM_NO_PAGE)
@@ -73,8 +67,7 @@ int balloon_pages_init(struct balloon *b)
 			*bufs[k] = (struct balloon_pfn_buf){ .pfn = phys_to_virt(pa), .phys = pa };
 		}
 	}
-	b->work = (struct work){ .fn = balloon_pages_work, .ctx = b };
-	if (b->deflate_on_oom)
+	if (b->pg.deflate_on_oom)
 		mm_set_oom_handler(balloon_oom_deflate);
 	return 0;
 }
@@ -86,7 +79,7 @@ int balloon_pages_init(struct balloon *b)
  * (the OOM path adds to it). */
 static struct balloon_pfn_buf *sendable_buf(struct balloon_pfn_buf *bufs, const struct virtqueue *vq)
 {
-	if (vq->broken || vq->num_free == 0)
+	if (vq_is_broken(vq) || vq_num_free(vq) == 0)
 		return NULL;
 	for (unsigned i = 0; i < BALLOON_BUFS; i++)
 		if (!bufs[i].busy)
@@ -106,19 +99,14 @@ static bool submit(struct virtqueue *vq, struct balloon_pfn_buf *buf)
 /* Fills one inflate buffer, as far as the target and the reserve allow. */
 static bool inflate_one(struct balloon *b, uint64_t want)
 {
-	struct balloon_pfn_buf *buf = sendable_buf(b->inflate_buf, &b->inflate_vq);
+	struct balloon_pfn_buf *buf = sendable_buf(b->pg.inflate_buf, b->pg.inflate_vq);
 	if (!buf)
 		return false;
-	struct mm_stats s;
 	buf->count = 0;
 	buf->already_back = false;
-	while (buf->count < BALLOON_PFNS_PER_BUF && b->pages + b->inflating + buf->count < want) {
-		mm_stats(&s);
-		/* the cache gives way to the balloon, as Linux reclaims for it */
-		if (s.pmm.free_pages <= BALLOON_RESERVE_PAGES &&
-		    (s.cache.pages == 0 || cache_reclaim(BALLOON_PFNS_PER_BUF, true) == 0))
-			break;
-		uint64_t pa = mm_balloon_take(b->offline);
+	while (buf->count < BALLOON_PFNS_PER_BUF && b->pg.pages + b->pg.inflating + buf->count < want) {
+		/* the reserve and the cache are the memory manager's policy */
+		uint64_t pa = mm_balloon_inflate_take(b->pg.offline);
 		if (pa == PMM_NO_PAGE)
 			break;
 		buf->pfn[buf->count++] = (uint32_t)(pa >> VIRTIO_BALLOON_PFN_SHIFT);
@@ -126,13 +114,13 @@ static bool inflate_one(struct balloon *b, uint64_t want)
 	if (buf->count == 0)
 		return false;
 	uint64_t flags = irq_save();
-	bool ok = submit(&b->inflate_vq, buf);
+	bool ok = submit(b->pg.inflate_vq, buf);
 	if (ok)
-		b->inflating += buf->count;
+		b->pg.inflating += buf->count;
 	irq_restore(flags);
 	if (!ok) {
 		for (uint32_t i = 0; i < buf->count; i++)
-			mm_balloon_give((uint64_t)buf->pfn[i] << VIRTIO_BALLOON_PFN_SHIFT, b->offline);
+			mm_balloon_give((uint64_t)buf->pfn[i] << VIRTIO_BALLOON_PFN_SHIFT, b->pg.offline);
 		return false;
 	}
 	return true;
@@ -145,28 +133,28 @@ static bool inflate_one(struct balloon *b, uint64_t want)
 static bool deflate_one(struct balloon *b, uint64_t want)
 {
 	uint64_t flags = irq_save();
-	struct balloon_pfn_buf *buf = sendable_buf(b->deflate_buf, &b->deflate_vq);
+	struct balloon_pfn_buf *buf = sendable_buf(b->pg.deflate_buf, b->pg.deflate_vq);
 	if (!buf) {
 		irq_restore(flags);
 		return false;
 	}
 	buf->count = 0;
-	buf->already_back = b->oom_tell_count > 0;
+	buf->already_back = b->pg.oom_tell_count > 0;
 	uint32_t pfn;
 	if (buf->already_back) {
-		while (buf->count < BALLOON_PFNS_PER_BUF && pfn_pop(&b->oom_tell, &b->oom_tell_count, &pfn))
+		while (buf->count < BALLOON_PFNS_PER_BUF && pfn_pop(&b->pg.oom_tell, &b->pg.oom_tell_count, &pfn))
 			buf->pfn[buf->count++] = pfn;
 	} else {
-		while (buf->count < BALLOON_PFNS_PER_BUF && b->pages - b->deflating - buf->count > want &&
-		       pfn_pop(&b->store, &b->stored, &pfn))
+		while (buf->count < BALLOON_PFNS_PER_BUF && b->pg.pages - b->pg.deflating - buf->count > want &&
+		       pfn_pop(&b->pg.store, &b->pg.stored, &pfn))
 			buf->pfn[buf->count++] = pfn;
 	}
 	/* one descriptor, and one is free: this cannot fail */
-	bool ok = buf->count > 0 && submit(&b->deflate_vq, buf);
+	bool ok = buf->count > 0 && submit(b->pg.deflate_vq, buf);
 	if (!ok && buf->count > 0)
 		panic("balloon: a deflate buffer did not fit a ring with room for it");
 	if (ok && !buf->already_back)
-		b->deflating += buf->count;
+		b->pg.deflating += buf->count;
 	irq_restore(flags);
 	return ok;
 }
@@ -179,18 +167,18 @@ static bool deflate_one(struct balloon *b, uint64_t want)
 static bool take_back_untold(struct balloon *b, uint32_t pfn)
 {
 	uint64_t pa = (uint64_t)pfn << VIRTIO_BALLOON_PFN_SHIFT;
-	if (!b->oom_tell || b->oom_tell->count == CHUNK_PFNS) {
-		mm_balloon_keep(pa, b->offline);
+	if (!b->pg.oom_tell || b->pg.oom_tell->count == CHUNK_PFNS) {
+		mm_balloon_keep(pa, b->pg.offline);
 		struct balloon_pfn_chunk *c = phys_to_virt(pa);
-		c->next = b->oom_tell;
+		c->next = b->pg.oom_tell;
 		c->count = 0;
-		b->oom_tell = c;
+		b->pg.oom_tell = c;
 	}
-	b->oom_tell->pfn[b->oom_tell->count++] = pfn;
-	b->oom_tell_count++;
-	if (pa == virt_to_phys(b->oom_tell))
+	b->pg.oom_tell->pfn[b->pg.oom_tell->count++] = pfn;
+	b->pg.oom_tell_count++;
+	if (pa == virt_to_phys(b->pg.oom_tell))
 		return false;
-	mm_balloon_give(pa, b->offline);
+	mm_balloon_give(pa, b->pg.offline);
 	return true;
 }
 
@@ -199,16 +187,16 @@ static void inflate_done(struct balloon *b, struct balloon_pfn_buf *buf)
 	uint32_t untracked = 0;
 	uint64_t flags = irq_save();
 	for (uint32_t i = 0; i < buf->count; i++) {
-		b->inflating--;
-		if (pfn_push(&b->store, &b->stored, buf->pfn[i]) < 0) {
+		b->pg.inflating--;
+		if (pfn_push(&b->pg.store, &b->pg.stored, buf->pfn[i]) < 0) {
 			/* no page to remember it in: the guest takes it back and the
 			 * host hears of it as a deflate, as after an OOM */
 			take_back_untold(b, buf->pfn[i]);
 			untracked++;
 			continue;
 		}
-		b->pages++;
-		b->inflated_total++;
+		b->pg.pages++;
+		b->pg.inflated_total++;
 	}
 	buf->busy = false;
 	irq_restore(flags);
@@ -222,15 +210,17 @@ static void deflate_done(struct balloon *b, struct balloon_pfn_buf *buf)
 	uint64_t flags = irq_save();
 	if (!buf->already_back) {
 		for (uint32_t i = 0; i < buf->count; i++)
-			mm_balloon_give((uint64_t)buf->pfn[i] << VIRTIO_BALLOON_PFN_SHIFT, b->offline);
-		b->pages -= buf->count;
-		b->deflating -= buf->count;
-		b->deflated_total += buf->count;
+			mm_balloon_give((uint64_t)buf->pfn[i] << VIRTIO_BALLOON_PFN_SHIFT, b->pg.offline);
+		b->pg.pages -= buf->count;
+		b->pg.deflating -= buf->count;
+		b->pg.deflated_total += buf->count;
 	}
 	buf->busy = false;
 	irq_restore(flags);
 }
 
+/* (A bad used entry breaks the queue and fails the device: the core says
+ * so, once.) */
 static void reap(struct balloon *b, struct virtqueue *vq, void (*done)(struct balloon *, struct balloon_pfn_buf *))
 {
 	uint32_t len;
@@ -243,20 +233,15 @@ static void reap(struct balloon *b, struct virtqueue *vq, void (*done)(struct ba
 			break;
 		done(b, buf);
 	}
-	if (vq->broken) {
-		klog("%s: queue %u: %s (id=%" PRIu64 " len=%" PRIu64 ")", b->vd->name, vq->index, vq->broken_reason,
-		     vq->bad_id, vq->bad_len);
-		virtio_fail(b->vd, "bad used-ring entry");
-	}
 }
 
 static void write_actual(struct balloon *b)
 {
-	uint32_t actual = (uint32_t)b->pages;
-	if (actual == b->actual_written)
+	uint32_t actual = (uint32_t)b->pg.pages;
+	if (actual == b->pg.actual_written)
 		return;
 	virtio_config_write32(b->vd, VIRTIO_BALLOON_CFG_ACTUAL, actual);
-	b->actual_written = actual;
+	b->pg.actual_written = actual;
 #ifdef BALLAST_DEBUG
 	if (!mm_invariant_holds(false))
 		panic("page accounting broken after a balloon step");
@@ -266,26 +251,25 @@ static void write_actual(struct balloon *b)
 /* PFNs given back on OOM that the host has not finished hearing about. */
 static bool telling(const struct balloon *b)
 {
-	if (b->oom_tell_count)
+	if (b->pg.oom_tell_count)
 		return true;
 	for (unsigned i = 0; i < BALLOON_BUFS; i++)
-		if (b->deflate_buf[i].busy && b->deflate_buf[i].already_back)
+		if (b->pg.deflate_buf[i].busy && b->pg.deflate_buf[i].already_back)
 			return true;
 	return false;
 }
 
-void balloon_pages_work(void *ctx)
+void balloon_pages_work(struct balloon *b)
 {
-	struct balloon *b = ctx;
 	if (b->vd->failed)
 		return;
-	reap(b, &b->inflate_vq, inflate_done);
-	reap(b, &b->deflate_vq, deflate_done);
+	reap(b, b->pg.inflate_vq, inflate_done);
+	reap(b, b->pg.deflate_vq, deflate_done);
 	if (b->vd->failed)
 		return;
-	uint64_t want = b->target_pages;
+	uint64_t want = b->pg.target;
 	bool sent = false;
-	while (b->oom_tell_count && deflate_one(b, want))
+	while (b->pg.oom_tell_count && deflate_one(b, want))
 		sent = true;
 	/* Pages handed back on OOM may be free again by now; inflated before
 	 * the host has heard of their deflate, they would reach it as inflated
@@ -293,26 +277,25 @@ void balloon_pages_work(void *ctx)
 	 * other). So no inflation until every such PFN is told and done: the
 	 * deflate queue's interrupt brings the work back. */
 	bool tell_pending = telling(b);
-	if (b->pages + b->inflating < want) {
-		while (!tell_pending && b->pages + b->inflating < want && inflate_one(b, want))
+	if (b->pg.pages + b->pg.inflating < want) {
+		while (!tell_pending && b->pg.pages + b->pg.inflating < want && inflate_one(b, want))
 			sent = true;
 		/* short with a buffer to spare: the reserve (or no memory) stopped it */
-		if (!tell_pending && b->pages + b->inflating < want && sendable_buf(b->inflate_buf, &b->inflate_vq) &&
-		    !b->short_logged) {
+		if (!tell_pending && b->pg.pages + b->pg.inflating < want && sendable_buf(b->pg.inflate_buf, b->pg.inflate_vq) &&
+		    !b->pg.short_logged) {
 			klog("balloon: target %" PRIu64 " pages not reachable: keeping %u free pages for the kernel; "
-			     "holding at %" PRIu64, want, BALLOON_RESERVE_PAGES, b->pages + b->inflating);
-			b->short_logged = true;
+			     "holding at %" PRIu64, want, MM_BALLOON_RESERVE_PAGES, b->pg.pages + b->pg.inflating);
+			b->pg.short_logged = true;
 		}
 	} else {
-		while (b->pages - b->deflating > want && deflate_one(b, want))
+		while (b->pg.pages - b->pg.deflating > want && deflate_one(b, want))
 			sent = true;
 	}
 	if (sent) {
-		kick(b, &b->inflate_vq);
-		kick(b, &b->deflate_vq);
+		vq_kick(b->pg.inflate_vq);
+		vq_kick(b->pg.deflate_vq);
 	}
 	write_actual(b);
-	balloon_report_work(b);
 }
 
 /* Linux deflates this many pages per OOM notification; fewer would call
@@ -326,7 +309,9 @@ void balloon_pages_work(void *ctx)
  * Returns the pages made free. */
 uint64_t balloon_oom_deflate(uint64_t pages_wanted)
 {
-	struct balloon *b = &balloon;
+	struct balloon *b = balloon_current(); /* the allocator's handler: no context of its own */
+	if (!b)
+		return 0;
 	uint64_t freed = 0, deflated = 0;
 	uint32_t pfn;
 	if (pages_wanted < BALLOON_OOM_BATCH)
@@ -335,16 +320,16 @@ uint64_t balloon_oom_deflate(uint64_t pages_wanted)
 	 * little (the list of PFNs to tell takes some of them as its pages, a
 	 * store page it empties comes free), and that is what the allocator
 	 * hears. */
-	while (deflated < pages_wanted && b->store) {
-		freed += b->store->count == 1;
-		pfn_pop(&b->store, &b->stored, &pfn);
+	while (deflated < pages_wanted && b->pg.store) {
+		freed += b->pg.store->count == 1;
+		pfn_pop(&b->pg.store, &b->pg.stored, &pfn);
 		deflated++;
 		freed += take_back_untold(b, pfn);
 	}
 	if (deflated) {
-		b->pages -= deflated;
-		b->oom_deflates++;
-		b->oom_pages += deflated;
+		b->pg.pages -= deflated;
+		b->pg.oom_deflates++;
+		b->pg.oom_pages += deflated;
 		work_queue(&b->work);
 	}
 	return freed;

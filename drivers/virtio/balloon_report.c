@@ -8,6 +8,7 @@
  * reported again until they have been allocated. Allocation goes on
  * meanwhile from everything else. */
 #include "drivers/virtio/balloon_priv.h"
+#include "drivers/virtio/balloon_spec.h"
 #include "kernel/arch/cpu.h"
 #include "kernel/log.h"
 #include "kernel/mm/mm.h"
@@ -18,6 +19,13 @@
  * reported pages only when poison_val is 0. */
 #define BALLOON_POISON_VALUE 0u
 
+/* The host is done with a report: the work puts the blocks back. */
+static void report_vq_done(struct virtqueue *vq)
+{
+	struct balloon *b = vq->priv;
+	work_queue(&b->work);
+}
+
 int balloon_report_init(struct balloon *b)
 {
 	struct virtio_dev *vd = b->vd;
@@ -27,7 +35,7 @@ int balloon_report_init(struct balloon *b)
 			return -1;
 		}
 		mm_set_free_poison(true, (uint8_t)BALLOON_POISON_VALUE);
-		b->poison = true;
+		b->rep.poison = true;
 	}
 	if (!virtio_has(vd, VIRTIO_BALLOON_F_REPORTING))
 		return 0;
@@ -38,64 +46,61 @@ int balloon_report_init(struct balloon *b)
 		index++;
 	if (vd->offered >> VIRTIO_BALLOON_F_FREE_PAGE_HINT & 1)
 		index++;
-	if (balloon_setup_queue(b, &b->report_vq, index) < 0)
+	b->rep.vq = virtio_vq_setup(vd, index, "reporting", report_vq_done, b);
+	if (!b->rep.vq)
 		return -1;
-	b->reporting = true;
+	b->rep.enabled = true;
 	return 0;
 }
 
 /* Called from the balloon's work: collects the previous report, starts the
- * next one. */
+ * next one. (A bad used entry breaks the queue and fails the device: the
+ * core says so, once.) */
 void balloon_report_work(struct balloon *b)
 {
-	if (!b->reporting || b->vd->failed)
+	struct balloon_report *r = &b->rep;
+	if (!r->enabled || b->vd->failed)
 		return;
 	uint32_t len;
 	uint64_t flags = irq_save();
-	void *done = vq_get_used(&b->report_vq, &len);
+	void *done = vq_get_used(r->vq, &len);
 	irq_restore(flags);
 	if (done) {
-		for (unsigned i = 0; i < b->report_count; i++)
-			mm_report_putback(b->report_block[i], REPORT_ORDER);
-		b->reported_pages += (uint64_t)b->report_count << REPORT_ORDER;
-		b->report_count = 0;
-		b->report_busy = false;
+		for (unsigned i = 0; i < r->count; i++)
+			mm_report_putback(r->block[i], REPORT_ORDER);
+		r->reported_pages += (uint64_t)r->count << REPORT_ORDER;
+		r->count = 0;
+		r->busy = false;
 	}
-	if (b->report_vq.broken) {
-		klog("%s: reporting queue: %s", b->vd->name, b->report_vq.broken_reason);
-		virtio_fail(b->vd, "bad used-ring entry");
+	if (vq_is_broken(r->vq) || r->busy || !r->due)
 		return;
-	}
-	if (b->report_busy || !b->report_due)
-		return;
-	b->report_due = false;
+	r->due = false;
 	/* one buffer a block, all in one chain: a queue smaller than the batch
 	 * (its size is the device's) takes smaller batches, or no batch
 	 * would ever fit */
-	unsigned batch = b->report_vq.num_free < BALLOON_REPORT_BLOCKS ? b->report_vq.num_free : BALLOON_REPORT_BLOCKS;
+	unsigned batch = vq_num_free(r->vq) < BALLOON_REPORT_BLOCKS ? vq_num_free(r->vq) : BALLOON_REPORT_BLOCKS;
 	struct vq_buf bufs[BALLOON_REPORT_BLOCKS];
-	while (b->report_count < batch) {
+	while (r->count < batch) {
 		uint64_t pa = mm_report_isolate(REPORT_ORDER);
 		if (pa == PMM_NO_PAGE)
 			break;
-		b->report_block[b->report_count] = pa;
-		bufs[b->report_count] = (struct vq_buf){ pa, (uint32_t)(PAGE_SIZE << REPORT_ORDER) };
-		b->report_count++;
+		r->block[r->count] = pa;
+		bufs[r->count] = (struct vq_buf){ pa, (uint32_t)(PAGE_SIZE << REPORT_ORDER) };
+		r->count++;
 	}
-	if (b->report_count == 0)
+	if (r->count == 0)
 		return;
 	flags = irq_save();
-	bool ok = vq_add(&b->report_vq, bufs, 0, b->report_count, b) == 0;
+	bool ok = vq_add(r->vq, bufs, 0, r->count, r) == 0;
 	irq_restore(flags);
 	if (!ok) {
-		for (unsigned i = 0; i < b->report_count; i++)
-			mm_report_putback(b->report_block[i], REPORT_ORDER);
-		b->report_count = 0;
+		for (unsigned i = 0; i < r->count; i++)
+			mm_report_putback(r->block[i], REPORT_ORDER);
+		r->count = 0;
 		return;
 	}
-	b->report_busy = true;
+	r->busy = true;
 	/* a full batch suggests more is waiting: report again as soon as done */
-	b->report_due = b->report_count == batch;
-	if (vq_kick_prepare(&b->report_vq))
-		b->vd->ops->notify(b->vd, &b->report_vq);
+	r->due = r->count == batch;
+	vq_kick(r->vq);
 }

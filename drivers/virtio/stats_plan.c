@@ -1,6 +1,8 @@
+#include <stdio.h>
 #include <string.h>
 #include "drivers/virtio/stats_plan.h"
 #include "kernel/console/parse.h"
+#include "lib/util.h"
 
 #define UNKNOWN_EVERY 3            /* an unknown tag after every third real one */
 
@@ -22,27 +24,38 @@ static const uint16_t tags_linux_6_12[] = { 0, 1, 2, 3, 10, 11, 12, 13, 14, 15, 
 
 static const uint16_t tags_windows[] = { 0, 1, 2, 3, 4, 5 };
 static const uint16_t tags_nanos[] = { 0, 1, 2, 3, 4, 5, 6, 7, 8, 9 };
-#define N(a) (sizeof(a) / sizeof((a)[0]))
+
 
 static const struct persona personas[] = {
-	{ "ballast", tags_ballast, N(tags_ballast), 0, 0, 0 },
-	{ "linux-6.6", tags_linux_6_6, N(tags_linux_6_6), 0, 0, 0 },
-	{ "linux-6.12", tags_linux_6_12, N(tags_linux_6_12), 0, 0, 0 },
+	{ "ballast", tags_ballast, ARRAY_SIZE(tags_ballast), 0, 0, 0 },
+	{ "linux-6.6", tags_linux_6_6, ARRAY_SIZE(tags_linux_6_6), 0, 0, 0 },
+	{ "linux-6.12", tags_linux_6_12, ARRAY_SIZE(tags_linux_6_12), 0, 0, 0 },
 	/* virtio-win's kernel-side stats: six tags and an unused all-0xff slot;
 	 * it primes with the whole 70-byte buffer set to 0xff */
-	{ "windows", tags_windows, N(tags_windows), WINDOWS_STATS_SLOTS * sizeof(struct virtio_balloon_stat), 0xff,
-	  WINDOWS_STATS_SLOTS - N(tags_windows) },
+	{ "windows", tags_windows, ARRAY_SIZE(tags_windows), WINDOWS_STATS_SLOTS * sizeof(struct virtio_balloon_stat), 0xff,
+	  WINDOWS_STATS_SLOTS - ARRAY_SIZE(tags_windows) },
 	/* Nanos primes with 8 bytes, less than one entry */
-	{ "nanos", tags_nanos, N(tags_nanos), 8, 0, 0 },
+	{ "nanos", tags_nanos, ARRAY_SIZE(tags_nanos), 8, 0, 0 },
 };
 
 void stats_plan_default(struct stats_plan *p) { stats_plan_persona(p, "ballast"); }
 
-const char *stats_plan_persona_names(void) { return "ballast linux-6.6 linux-6.12 windows nanos"; }
+#define PERSONA_NAMES_MAX 96
+
+const char *stats_plan_persona_names(void)
+{
+	static char names[PERSONA_NAMES_MAX];
+	if (!names[0]) {
+		size_t n = 0;
+		for (unsigned i = 0; i < ARRAY_SIZE(personas) && n < sizeof(names); i++)
+			n += (size_t)snprintf(names + n, sizeof(names) - n, "%s%s", i ? " " : "", personas[i].name);
+	}
+	return names;
+}
 
 int stats_plan_persona(struct stats_plan *p, const char *name)
 {
-	for (unsigned i = 0; i < sizeof(personas) / sizeof(personas[0]); i++) {
+	for (unsigned i = 0; i < ARRAY_SIZE(personas); i++) {
 		const struct persona *ps = &personas[i];
 		if (strcmp(ps->name, name) != 0)
 			continue;
@@ -122,4 +135,12 @@ size_t stats_plan_build(const struct stats_plan *p, const struct balloon_stat_va
 	size_t pad = p->pad < cap - at ? p->pad : cap - at;
 	memset(out + at, 0, pad);
 	return at + pad;
+}
+
+size_t stats_answer_build(const struct stats_plan *p, const struct mm_stats *s, bool first, uint8_t *out,
+                          size_t cap)
+{
+	struct balloon_stat_values vals;
+	balloon_stats_from_mm(s, &vals);
+	return stats_plan_build(p, &vals, first, out, cap);
 }

@@ -47,7 +47,8 @@ void stats_plan_default(struct stats_plan *p);
 /* Sets a guest persona's tag set, order and priming buffer; -1 if the name
  * is unknown. Fault settings are cleared. */
 int stats_plan_persona(struct stats_plan *p, const char *name);
-/* Names the personas, for help and errors: "linux-6.6 linux-6.12 ...". */
+/* Names the personas, for help and errors: "ballast linux-6.6 ..." (from
+ * the one table of them). */
 const char *stats_plan_persona_names(void);
 /* A tag from a QMP name ("stat-free-memory" or "free-memory") or a number
  * below 16; -1 otherwise. */
@@ -56,4 +57,7 @@ int stats_tag_parse(const char *s);
  * length (at most cap). */
 size_t stats_plan_build(const struct stats_plan *p, const struct balloon_stat_values *vals, bool first,
                         uint8_t *out, size_t cap);
+/* An answer: the buffer the plan makes of one memory manager snapshot. */
+size_t stats_answer_build(const struct stats_plan *p, const struct mm_stats *s, bool first, uint8_t *out,
+                          size_t cap);
 #endif

@@ -1,7 +1,14 @@
+/* The virtio core's device side: status handshake, negotiation, config
+ * access, failure, and interrupt dispatch to the driver's queues. Pure
+ * (no allocation): unit-tested natively against a fake transport. */
 #include "drivers/virtio/virtio.h"
 #include "kernel/log.h"
 
 #define CONFIG_READ_RETRIES 100
+
+static bool packed_allowed = true;
+
+void virtio_set_packed_allowed(bool allowed) { packed_allowed = allowed; }
 
 bool virtio_needs_reset(struct virtio_dev *vd)
 {
@@ -29,6 +36,15 @@ int virtio_negotiate(struct virtio_dev *vd, uint64_t wanted, uint64_t required)
 			virtio_fail(vd, "device did not reset");
 			return -1;
 		}
+	/* what the core implements itself, on top of what the driver can use;
+	 * a modern transport's device without VERSION_1 is not one (4.1.2.3) */
+	wanted |= 1ull << VIRTIO_F_EVENT_IDX;
+	if (ops->modern) {
+		wanted |= 1ull << VIRTIO_F_VERSION_1;
+		required |= 1ull << VIRTIO_F_VERSION_1;
+		if (packed_allowed)
+			wanted |= 1ull << VIRTIO_F_RING_PACKED;
+	}
 	if (ops->after_reset && ops->after_reset(vd) < 0) {
 		virtio_fail(vd, "device refused the transport's interrupt setup");
 		return -1;
@@ -47,8 +63,9 @@ int virtio_negotiate(struct virtio_dev *vd, uint64_t wanted, uint64_t required)
 	kdebug("%s: features offered=0x%" PRIx64 " accepted=0x%" PRIx64, vd->name, offered, vd->features);
 	/* Offered and left out on purpose: say so, since a host testing these
 	 * options should not have to decode the masks above. */
-	if (offered & (1ull << VIRTIO_F_RING_PACKED))
-		kdebug("%s: packed virtqueues offered; using split virtqueues", vd->name);
+	if ((offered & (1ull << VIRTIO_F_RING_PACKED)) && !virtio_has(vd, VIRTIO_F_RING_PACKED))
+		kdebug("%s: packed virtqueues offered; using split virtqueues (%s)", vd->name,
+		       ops->modern ? "packed=off" : "a legacy transport");
 	bool access_platform = offered & (1ull << VIRTIO_F_ACCESS_PLATFORM);
 	if (access_platform)
 		klog("%s: VIRTIO_F_ACCESS_PLATFORM offered (device DMA through an IOMMU or a restricted "
@@ -97,4 +114,25 @@ int virtio_config_write32(struct virtio_dev *vd, unsigned off, uint32_t v)
 		return -1;
 	vd->ops->config_write(vd, off, 4, v);
 	return 0;
+}
+
+void virtio_vq_interrupt(struct virtqueue *vq)
+{
+	struct virtio_dev *vd = vq->dev;
+	if (!vd->failed && vq->callback)
+		vq->callback(vq);
+}
+
+void virtio_interrupt(struct virtio_dev *vd, uint8_t isr)
+{
+	if (vd->failed)
+		return;
+	if (isr & VIRTIO_ISR_QUEUE)
+		for (unsigned i = 0; i < VIRTIO_MAX_QUEUES; i++) {
+			struct virtqueue *vq = vd->vqs[i];
+			if (vq && vq->callback && vq_has_used(vq))
+				vq->callback(vq);
+		}
+	if ((isr & VIRTIO_ISR_CONFIG) && !vd->failed && vd->driver && vd->driver->config_changed)
+		vd->driver->config_changed(vd);
 }

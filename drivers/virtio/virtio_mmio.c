@@ -2,7 +2,6 @@
  * table as virtio-pci: the ring, handshake and balloon code are shared. */
 #include <stdio.h>
 #include <string.h>
-#include "drivers/virtio/balloon.h"
 #include "drivers/virtio/virtio.h"
 #include "drivers/virtio/virtio_mmio.h"
 #include "drivers/virtio/virtqueue.h"
@@ -15,17 +14,18 @@
 
 #define VIRTIO_MMIO_MAX_DEVICES 8
 #define VIRTIO_MMIO_CMDLINE_KEY "virtio_mmio.device="
-#define NAME_MAX_LEN 48
 #define MMIO_WORD_MAX 64
+#define WHERE_MAX 24
+#define IRQ_NAME_MAX 24
 
 struct virtio_mmio {
 	struct virtio_dev vd;
 	volatile uint8_t *regs;
 	uint32_t version;
+	char irq_name[IRQ_NAME_MAX];
 };
 
 static struct virtio_mmio devices[VIRTIO_MMIO_MAX_DEVICES];
-static char names[VIRTIO_MMIO_MAX_DEVICES][NAME_MAX_LEN];
 static unsigned device_count;
 
 static struct virtio_mmio *to_vm(struct virtio_dev *vd) { return vd->transport; }
@@ -68,18 +68,23 @@ static void mmio_config_write(struct virtio_dev *vd, unsigned off, unsigned widt
 	mmio_write_width(to_vm(vd)->regs + VIRTIO_MMIO_CONFIG + off, width, v);
 }
 
-static uint16_t mmio_queue_max_size(struct virtio_dev *vd, unsigned index)
+static uint32_t mmio_queue_max_size(struct virtio_dev *vd, unsigned index)
 {
 	wr(vd, VIRTIO_MMIO_QUEUE_SEL, index);
-	uint32_t max = rd(vd, VIRTIO_MMIO_QUEUE_NUM_MAX);
-	return max > UINT16_MAX ? UINT16_MAX : (uint16_t)max;
+	return rd(vd, VIRTIO_MMIO_QUEUE_NUM_MAX);
 }
+
+static void mmio_notify(struct virtqueue *vq) { mmio_write32(vq->notify_addr, vq->index); }
 
 static int mmio_queue_activate(struct virtio_dev *vd, struct virtqueue *vq)
 {
 	wr(vd, VIRTIO_MMIO_QUEUE_SEL, vq->index);
 	wr(vd, VIRTIO_MMIO_QUEUE_NUM, vq->size);
+	vq->notify_addr = to_vm(vd)->regs + VIRTIO_MMIO_QUEUE_NOTIFY;
+	vq->notify = mmio_notify;
 	if (to_vm(vd)->version == VIRTIO_MMIO_LEGACY) {
+		if (vq->packed)
+			return -1; /* packed rings need VERSION_1: negotiation never gives them here */
 		/* the legacy layout, with the used ring on the next page */
 		if (vq->desc_phys & (PAGE_SIZE - 1) || (vq->desc_phys >> PAGE_SHIFT) > UINT32_MAX)
 			return -1;
@@ -88,17 +93,17 @@ static int mmio_queue_activate(struct virtio_dev *vd, struct virtqueue *vq)
 		wr(vd, VIRTIO_MMIO_QUEUE_PFN, (uint32_t)(vq->desc_phys >> PAGE_SHIFT));
 		return 0;
 	}
+	/* the driver area is the split ring's avail ring or the packed ring's
+	 * driver event area, the device area its used ring or device event area */
 	wr(vd, VIRTIO_MMIO_QUEUE_DESC_LOW, (uint32_t)vq->desc_phys);
 	wr(vd, VIRTIO_MMIO_QUEUE_DESC_HIGH, (uint32_t)(vq->desc_phys >> 32));
-	wr(vd, VIRTIO_MMIO_QUEUE_AVAIL_LOW, (uint32_t)vq->avail_phys);
-	wr(vd, VIRTIO_MMIO_QUEUE_AVAIL_HIGH, (uint32_t)(vq->avail_phys >> 32));
-	wr(vd, VIRTIO_MMIO_QUEUE_USED_LOW, (uint32_t)vq->used_phys);
-	wr(vd, VIRTIO_MMIO_QUEUE_USED_HIGH, (uint32_t)(vq->used_phys >> 32));
+	wr(vd, VIRTIO_MMIO_QUEUE_AVAIL_LOW, (uint32_t)vq->driver_phys);
+	wr(vd, VIRTIO_MMIO_QUEUE_AVAIL_HIGH, (uint32_t)(vq->driver_phys >> 32));
+	wr(vd, VIRTIO_MMIO_QUEUE_USED_LOW, (uint32_t)vq->device_phys);
+	wr(vd, VIRTIO_MMIO_QUEUE_USED_HIGH, (uint32_t)(vq->device_phys >> 32));
 	wr(vd, VIRTIO_MMIO_QUEUE_READY, 1);
 	return 0;
 }
-
-static void mmio_notify(struct virtio_dev *vd, struct virtqueue *vq) { wr(vd, VIRTIO_MMIO_QUEUE_NOTIFY, vq->index); }
 
 /* Reading the status and acknowledging it lowers the interrupt line. */
 static uint8_t mmio_read_isr(struct virtio_dev *vd)
@@ -115,7 +120,6 @@ static const struct virtio_ops mmio_modern_ops = {
 	.get_features = mmio_get_features, .set_features = mmio_set_features,
 	.config_generation = mmio_generation, .config_read = mmio_config_read, .config_write = mmio_config_write,
 	.queue_max_size = mmio_queue_max_size, .queue_activate = mmio_queue_activate,
-	.notify = mmio_notify, .read_isr = mmio_read_isr,
 };
 
 static const struct virtio_ops mmio_legacy_ops = {
@@ -124,15 +128,14 @@ static const struct virtio_ops mmio_legacy_ops = {
 	.get_features = mmio_get_features, .set_features = mmio_set_features,
 	.config_generation = mmio_generation, .config_read = mmio_config_read, .config_write = mmio_config_write,
 	.queue_max_size = mmio_queue_max_size, .queue_activate = mmio_queue_activate,
-	.notify = mmio_notify, .read_isr = mmio_read_isr,
 };
 
 static void mmio_deliver(void *ctx)
 {
 	struct virtio_mmio *vm = ctx;
 	uint8_t isr = mmio_read_isr(&vm->vd);
-	if (isr && vm->vd.interrupt)
-		vm->vd.interrupt(&vm->vd, isr);
+	if (isr)
+		virtio_interrupt(&vm->vd, isr);
 }
 
 static unsigned probe_one(uint64_t size, uint64_t base, uint32_t irq, bool polled)
@@ -149,27 +152,28 @@ static unsigned probe_one(uint64_t size, uint64_t base, uint32_t irq, bool polle
 		klog("virtio-mmio at 0x%" PRIx64 ": bad magic 0x%x or version %u", base, magic, version);
 		return 0;
 	}
-	if (id != VIRTIO_ID_BALLOON)
+	const struct virtio_driver *drv = virtio_driver_for((uint16_t)id);
+	if (!drv)
 		return 0; /* 0 is an empty slot; other devices have no driver here */
-	struct virtio_mmio *vm = &devices[device_count];
-	char *name = names[device_count++];
-	snprintf(name, NAME_MAX_LEN, "virtio-balloon mmio@0x%" PRIx64, base);
+	struct virtio_mmio *vm = &devices[device_count++];
+	char where[WHERE_MAX];
+	snprintf(where, sizeof(where), "mmio@0x%" PRIx64, base);
 	*vm = (struct virtio_mmio){ .regs = regs, .version = version,
-	                            .vd = { .name = name, .config_size = (unsigned)(size - VIRTIO_MMIO_CONFIG) } };
+	                            .vd = { .config_size = (unsigned)(size - VIRTIO_MMIO_CONFIG) } };
+	snprintf(vm->vd.name, sizeof(vm->vd.name), "%s %s", drv->name, where);
+	snprintf(vm->irq_name, sizeof(vm->irq_name), "%s-gsi", drv->short_name);
 	vm->vd.transport = vm;
 	vm->vd.ops = version == VIRTIO_MMIO_MODERN ? &mmio_modern_ops : &mmio_legacy_ops;
-	kdebug("%s: transport %s, irq %u", name, vm->vd.ops->name, irq);
-	if (polled || irq_route_gsi(irq, true, false, mmio_deliver, vm, "balloon-gsi") < 0) {
+	kdebug("%s: transport %s, irq %u", vm->vd.name, vm->vd.ops->name, irq);
+	if (polled || irq_route_gsi(irq, true, false, mmio_deliver, vm, vm->irq_name) < 0) {
 		timer_add_tick_handler(mmio_deliver, vm);
 		vm->vd.irq_mode = "polled";
-		kdebug("%s: interrupts: polled every %u ms", name, TIMER_TICK_MS);
+		kdebug("%s: interrupts: polled every %u ms", vm->vd.name, TIMER_TICK_MS);
 	} else {
 		vm->vd.irq_mode = "gsi";
-		kdebug("%s: interrupts: GSI %u, level-triggered", name, irq);
+		kdebug("%s: interrupts: GSI %u, level-triggered", vm->vd.name, irq);
 	}
-	if (balloon_probe(&vm->vd) < 0)
-		klog("%s: driver probe failed", name);
-	return 1;
+	return virtio_dev_add(&vm->vd, (uint16_t)id, where);
 }
 
 unsigned virtio_mmio_probe_all(const char *cmdline, bool polled)

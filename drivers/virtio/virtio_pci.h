@@ -86,6 +86,19 @@ struct virtio_pci_region {
 	uint32_t length;
 };
 
+/* How a modern device's MSI-X table is used: entry 0 always takes config
+ * changes; the queues get an entry each when the table has room for all of
+ * them, else one entry together, else (a one-entry table) entry 0 too. */
+enum virtio_pci_msix {
+	VIRTIO_PCI_MSIX_OFF,
+	VIRTIO_PCI_MSIX_PER_QUEUE, /* irq mode msix-vq */
+	VIRTIO_PCI_MSIX_QUEUES,    /* msix */
+	VIRTIO_PCI_MSIX_ONE,       /* msix-shared */
+};
+#define VIRTIO_PCI_MSIX_CONFIG_ENTRY 0
+#define VIRTIO_PCI_MSIX_QUEUE_ENTRY  1
+#define VIRTIO_PCI_IRQ_NAME_MAX 24
+
 struct virtio_pci {
 	struct virtio_dev vd;
 	struct pci_dev *pci;
@@ -94,11 +107,17 @@ struct virtio_pci {
 	uint32_t notify_off_multiplier;
 	uint16_t io_base;      /* legacy */
 	uint32_t io_size;
-	bool msix;             /* MSI-X on: entry 0 for config, entry queue_entry for queues */
-	uint16_t queue_entry;  /* 1, or 0 with a one-entry table (config and queues share it) */
+	enum virtio_pci_msix msix;
+	volatile uint8_t *msix_table;
+	uint16_t msix_entries, msix_next; /* table size, next free entry (per-queue) */
+	const char *short_name;           /* the driver's, for interrupt names */
+	char irq_names[VIRTIO_MAX_QUEUES + 2][VIRTIO_PCI_IRQ_NAME_MAX];
 };
-#define VIRTIO_PCI_MSIX_CONFIG_ENTRY 0
-#define VIRTIO_PCI_MSIX_QUEUE_ENTRY  1
+
+/* The MSI-X entry queue `vq` is to use (programming its own entry and
+ * vector when it gets one), or VIRTIO_NO_VECTOR without MSI-X; -1 if no
+ * vector can be had. */
+int virtio_pci_queue_vector(struct virtio_pci *vp, struct virtqueue *vq);
 
 /* Parses the virtio vendor capabilities of a device into vp's regions.
  * Returns 0, or a negative error with the reason in *why. Exposed for the
@@ -117,7 +136,7 @@ int virtio_pci_modern_init(struct virtio_pci *vp);
 int virtio_pci_legacy_init(struct virtio_pci *vp);
 
 /* Finds virtio devices on PCI and hands each to its driver; returns how
- * many had a driver. */
+ * many had a driver and a usable transport. */
 unsigned virtio_pci_probe_all(bool polled);
 
 #endif

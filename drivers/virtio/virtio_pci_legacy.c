@@ -35,7 +35,10 @@ static void legacy_config_write(struct virtio_dev *vd, unsigned off, unsigned wi
 		outl(p, v);
 }
 
-static uint16_t legacy_queue_max_size(struct virtio_dev *vd, unsigned index)
+/* The port is kept as the notify address: one place to find it at the kick. */
+static void legacy_notify(struct virtqueue *vq) { outw((uint16_t)(uintptr_t)vq->notify_addr, vq->index); }
+
+static uint32_t legacy_queue_max_size(struct virtio_dev *vd, unsigned index)
 {
 	outw(port(vd, VIRTIO_LEGACY_QUEUE_SELECT), (uint16_t)index);
 	return inw(port(vd, VIRTIO_LEGACY_QUEUE_SIZE));
@@ -48,13 +51,14 @@ static int legacy_queue_activate(struct virtio_dev *vd, struct virtqueue *vq)
 		klog("%s: ring at 0x%" PRIx64 " not expressible as a legacy PFN", vd->name, vq->desc_phys);
 		return -1;
 	}
+	if (vq->packed)
+		return -1; /* packed rings need VERSION_1: negotiation never gives them here */
 	outw(port(vd, VIRTIO_LEGACY_QUEUE_SELECT), vq->index);
 	outl(port(vd, VIRTIO_LEGACY_QUEUE_PFN), (uint32_t)(vq->desc_phys >> VIRTIO_LEGACY_QUEUE_PFN_SHIFT));
+	vq->notify_addr = (volatile void *)(uintptr_t)port(vd, VIRTIO_LEGACY_QUEUE_NOTIFY);
+	vq->notify = legacy_notify;
 	return 0;
 }
-
-static void legacy_notify(struct virtio_dev *vd, struct virtqueue *vq) { outw(port(vd, VIRTIO_LEGACY_QUEUE_NOTIFY), vq->index); }
-static uint8_t legacy_read_isr(struct virtio_dev *vd) { return inb(port(vd, VIRTIO_LEGACY_ISR)); }
 
 const struct virtio_ops virtio_pci_legacy_ops = {
 	.name = "pci-legacy",
@@ -69,8 +73,6 @@ const struct virtio_ops virtio_pci_legacy_ops = {
 	.queue_max_size = legacy_queue_max_size,
 	.fixed_queue_size = true,
 	.queue_activate = legacy_queue_activate,
-	.notify = legacy_notify,
-	.read_isr = legacy_read_isr,
 };
 
 /* With MSI-X enabled, two vector registers come first and the device

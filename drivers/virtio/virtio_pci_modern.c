@@ -44,7 +44,7 @@ static void modern_config_write(struct virtio_dev *vd, unsigned off, unsigned wi
 	mmio_write_width(to_vp(vd)->device.base + off, width, v);
 }
 
-static uint16_t modern_queue_max_size(struct virtio_dev *vd, unsigned index)
+static uint32_t modern_queue_max_size(struct virtio_dev *vd, unsigned index)
 {
 	struct virtio_pci *vp = to_vp(vd);
 	if (index >= mmio_read16(COMMON(vp, num_queues)))
@@ -53,45 +53,46 @@ static uint16_t modern_queue_max_size(struct virtio_dev *vd, unsigned index)
 	return mmio_read16(COMMON(vp, queue_size));
 }
 
+static void modern_notify(struct virtqueue *vq) { mmio_write16(vq->notify_addr, vq->index); }
+
 static int modern_queue_activate(struct virtio_dev *vd, struct virtqueue *vq)
 {
 	struct virtio_pci *vp = to_vp(vd);
 	mmio_write16(COMMON(vp, queue_select), vq->index);
-	mmio_write16(COMMON(vp, queue_size), vq->size);
-	uint16_t vector = vp->msix ? vp->queue_entry : VIRTIO_NO_VECTOR;
-	mmio_write16(COMMON(vp, queue_msix_vector), vector);
+	mmio_write16(COMMON(vp, queue_size), (uint16_t)vq->size);
+	int vector = virtio_pci_queue_vector(vp, vq);
+	if (vector < 0) {
+		klog("%s: no MSI-X vector for queue %u", vd->name, vq->index);
+		return -1;
+	}
+	mmio_write16(COMMON(vp, queue_msix_vector), (uint16_t)vector);
 	if (mmio_read16(COMMON(vp, queue_msix_vector)) != vector) {
 		klog("%s: queue %u refused MSI-X entry %u", vd->name, vq->index, vector);
 		return -1;
 	}
+	/* split: descriptors, avail, used; packed: descriptors, driver and
+	 * device event areas (4.1.4.3) */
 	mmio_write64(COMMON(vp, queue_desc), vq->desc_phys);
-	mmio_write64(COMMON(vp, queue_driver), vq->avail_phys);
-	mmio_write64(COMMON(vp, queue_device), vq->used_phys);
+	mmio_write64(COMMON(vp, queue_driver), vq->driver_phys);
+	mmio_write64(COMMON(vp, queue_device), vq->device_phys);
 	uint64_t off = (uint64_t)mmio_read16(COMMON(vp, queue_notify_off)) * vp->notify_off_multiplier;
 	if (off + sizeof(uint16_t) > vp->notify.length) {
 		klog("%s: queue %u notify offset 0x%" PRIx64 " outside the %u-byte notify region", vd->name,
 		     vq->index, off, vp->notify.length);
 		return -1;
 	}
-	vq->notify_addr = (uint64_t)(uintptr_t)(vp->notify.base + off);
+	vq->notify_addr = vp->notify.base + off;
+	vq->notify = modern_notify;
 	mmio_write16(COMMON(vp, queue_enable), 1);
 	return 0;
 }
-
-static void modern_notify(struct virtio_dev *vd, struct virtqueue *vq)
-{
-	(void)vd;
-	mmio_write16((volatile void *)(uintptr_t)vq->notify_addr, vq->index);
-}
-
-static uint8_t modern_read_isr(struct virtio_dev *vd) { return mmio_read8(to_vp(vd)->isr.base); }
 
 /* A reset clears msix_config; the device answers NO_VECTOR if it cannot
  * use the entry (4.1.5.1.2). */
 static int modern_after_reset(struct virtio_dev *vd)
 {
 	struct virtio_pci *vp = to_vp(vd);
-	if (!vp->msix)
+	if (vp->msix == VIRTIO_PCI_MSIX_OFF)
 		return 0;
 	mmio_write16(COMMON(vp, msix_config), VIRTIO_PCI_MSIX_CONFIG_ENTRY);
 	return mmio_read16(COMMON(vp, msix_config)) == VIRTIO_PCI_MSIX_CONFIG_ENTRY ? 0 : -1;
@@ -110,8 +111,6 @@ const struct virtio_ops virtio_pci_modern_ops = {
 	.queue_max_size = modern_queue_max_size,
 	.fixed_queue_size = false,
 	.queue_activate = modern_queue_activate,
-	.notify = modern_notify,
-	.read_isr = modern_read_isr,
 	.after_reset = modern_after_reset,
 };
 

@@ -7,6 +7,7 @@
 #include "kernel/console/serial.h"
 #include "kernel/log.h"
 #include "kernel/work.h"
+#include "lib/util.h"
 
 #define MAX_COMMAND_TABLES 16
 #define ANSWER_MAX 1024
@@ -18,6 +19,7 @@ static unsigned line_len;
 static bool line_too_long;
 static bool last_was_cr;
 static struct work input_work;
+static const struct console_cmd *running;
 
 void console_register(const struct console_cmd *cmds, unsigned count)
 {
@@ -69,6 +71,12 @@ void console_err(const char *fmt, ...)
 	va_end(ap);
 }
 
+void console_usage(void)
+{
+	if (running)
+		console_err("usage: %s%s%s", running->name, running->usage[0] ? " " : "", running->usage);
+}
+
 static void cmd_help(int argc, char **argv)
 {
 	(void)argc;
@@ -101,7 +109,9 @@ void console_execute(char *text)
 	for (unsigned t = 0; t < table_count; t++)
 		for (unsigned i = 0; i < tables[t].count; i++)
 			if (strcmp(tables[t].cmds[i].name, argv[0]) == 0) {
-				tables[t].cmds[i].run(argc, argv);
+				running = &tables[t].cmds[i];
+				running->run(argc, argv);
+				running = NULL;
 				return;
 			}
 	console_err("unknown command (try help)");
@@ -145,7 +155,7 @@ static void console_input(void *ctx)
 
 void console_init(void)
 {
-	console_register(builtin_cmds, sizeof(builtin_cmds) / sizeof(builtin_cmds[0]));
+	console_register(builtin_cmds, ARRAY_SIZE(builtin_cmds));
 	input_work = (struct work){ .fn = console_input };
 	serial_set_rx_work(&input_work); /* input starts with log_start */
 }

@@ -9,7 +9,7 @@
 
 struct console_cmd {
 	const char *name;   /* first word */
-	const char *usage;  /* for help: the arguments */
+	const char *usage;  /* the arguments, for console_usage ("" for none) */
 	/* argv[0] is the name. Answers with exactly one console_ok/console_err. */
 	void (*run)(int argc, char **argv);
 };
@@ -22,6 +22,8 @@ void console_init(void);
 void console_execute(char *line);
 
 void console_ok(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* Answers "err usage: <name> <usage>" for the command that is running. */
+void console_usage(void);
 void console_err(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
 #endif

@@ -3,11 +3,13 @@
 #include <inttypes.h>
 #include <string.h>
 #include "kernel/arch/cpu.h"
+#include "kernel/arch/timer.h"
 #include "kernel/log.h"
 #include "kernel/mm/cache.h"
 #include "kernel/mm/mm.h"
 #include "kernel/mm/mm_layout.h"
 #include "kernel/mm/paging.h"
+#include "kernel/work.h"
 
 /* Freed pages are filled with this in debug builds, to make use after free
  * visible (as xv6's kfree does). */
@@ -98,18 +100,6 @@ void mm_report_putback(uint64_t pa, unsigned order)
 	irq_restore(flags);
 }
 
-/* A retry of a request whose failure pmm_alloc already counted. Its own
- * failure is taken back at once, and a success takes back the first one:
- * each request counts once, as a success or as one failure. */
-static uint64_t alloc_retry(unsigned order)
-{
-	uint64_t pa = pmm_alloc(&pmm, order);
-	pmm.c.alloc_failures--;
-	if (order == PMM_HUGE_ORDER)
-		pmm.c.huge_failures--;
-	return pa;
-}
-
 uint64_t page_alloc_noreclaim(unsigned order)
 {
 	uint64_t flags = irq_save();
@@ -121,11 +111,12 @@ uint64_t page_alloc_noreclaim(unsigned order)
 
 /* When the free lists cannot serve a request: reclaim the cache first
  * (direct reclaim: the allocation stalls), then ask the balloon to deflate
- * (DEFLATE_ON_OOM), as Linux calls its OOM notifiers only after reclaim. */
+ * (DEFLATE_ON_OOM), as Linux calls its OOM notifiers only after reclaim.
+ * A request counts once: as a success, or as one failure at the end. */
 uint64_t page_alloc(unsigned order)
 {
 	uint64_t flags = irq_save();
-	uint64_t pa = pmm_alloc(&pmm, order);
+	uint64_t pa = pmm_try_alloc(&pmm, order);
 	uint64_t wanted = 1ull << order;
 	if (pa == PMM_NO_PAGE) {
 		struct cache_counters cc;
@@ -133,12 +124,29 @@ uint64_t page_alloc(unsigned order)
 		if (cc.pages) {
 			cache_count_stall();
 			if (cache_reclaim(2 * wanted, true) > 0)
-				pa = alloc_retry(order);
+				pa = pmm_try_alloc(&pmm, order);
 		}
 	}
 	if (pa == PMM_NO_PAGE && oom_handler && oom_handler(wanted) > 0)
-		pa = alloc_retry(order);
+		pa = pmm_try_alloc(&pmm, order);
+	if (pa == PMM_NO_PAGE)
+		pmm_count_failure(&pmm, order);
 	check_counters();
+	irq_restore(flags);
+	return pa;
+}
+
+uint64_t mm_balloon_inflate_take(bool offline)
+{
+	uint64_t flags = irq_save();
+	uint64_t pa = PMM_NO_PAGE;
+	struct cache_counters cc;
+	cache_counters(&cc);
+	/* at the reserve, the cache gives way to the balloon (as Linux
+	 * reclaims for it); the reserve itself does not */
+	if (pmm.c.free_pages > MM_BALLOON_RESERVE_PAGES ||
+	    (cc.pages && cache_reclaim(MM_BALLOON_RECLAIM_BATCH, true) > 0))
+		pa = mm_balloon_take(offline);
 	irq_restore(flags);
 	return pa;
 }
@@ -175,6 +183,30 @@ void mm_balloon_give(uint64_t pa, bool offline)
 }
 
 
+
+/* Async reclaim: a look every 100 ms, from the idle loop. */
+#define CACHE_BALANCE_TICKS (100 / TIMER_TICK_MS)
+static struct work balance_work;
+
+static void balance(void *ctx)
+{
+	(void)ctx;
+	cache_balance();
+}
+
+static void balance_tick(void *ctx)
+{
+	static uint64_t ticks;
+	(void)ctx;
+	if (++ticks % CACHE_BALANCE_TICKS == 0)
+		work_queue(&balance_work);
+}
+
+void mm_start(void)
+{
+	balance_work = (struct work){ .fn = balance };
+	timer_add_tick_handler(balance_tick, NULL);
+}
 
 void mm_stats(struct mm_stats *out)
 {

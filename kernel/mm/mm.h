@@ -36,6 +36,17 @@ bool mm_invariant_holds(bool full);
  * the managed pool (and so stat-total-memory), as Linux does unless
  * DEFLATE_ON_OOM is negotiated; returns PMM_NO_PAGE if no page is free. */
 uint64_t mm_balloon_take(bool offline);
+/* Free pages the balloon always leaves to the kernel: 8 MiB, enough for the
+ * page tables, heap growth and console work of a guest of any size. */
+#define MM_BALLOON_RESERVE_PAGES 2048
+#define MM_BALLOON_RECLAIM_BATCH 1024 /* cache pages reclaimed at a time for the balloon */
+/* A page for the balloon to give the host, the memory manager's policy
+ * applied: the cache is reclaimed for it, the reserve is never given;
+ * PMM_NO_PAGE when only the reserve is left. */
+uint64_t mm_balloon_inflate_take(bool offline);
+/* The memory manager's periodic work (async reclaim of the cache); after
+ * the timer can be routed. */
+void mm_start(void);
 void mm_balloon_give(uint64_t pa, bool offline);
 /* Takes a ballooned page back as allocated kernel memory (no free). */
 void mm_balloon_keep(uint64_t pa, bool offline);

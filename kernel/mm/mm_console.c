@@ -9,6 +9,7 @@
 #include "kernel/console/parse.h"
 #include "kernel/mm/mm.h"
 #include "kernel/mm/mm_console.h"
+#include "lib/util.h"
 #include "kernel/arch/timer.h"
 #include "kernel/work.h"
 
@@ -284,7 +285,7 @@ static void cmd_cache(int argc, char **argv)
 		           c.pages, cache_low_watermark(), cache_high_watermark(), c.direct_scan, c.direct_reclaim,
 		           c.async_scan, c.async_reclaim, c.alloc_stalls, c.oom_kills);
 	} else {
-		console_err("usage: cache grow <size> | drop | show");
+		console_usage();
 	}
 }
 
@@ -301,7 +302,7 @@ static void cmd_mem(int argc, char **argv)
 	else if (argc == 3 && strcmp(argv[1], "huge") == 0)
 		mem_huge(argv[2]);
 	else
-		console_err("usage: mem show | alloc <size> | free <id|all> | touch <size> | huge <n>");
+		console_usage();
 }
 
 static const struct console_cmd mm_cmds[] = {
@@ -309,27 +310,7 @@ static const struct console_cmd mm_cmds[] = {
 	{ "cache", "grow <size> | drop | show", cmd_cache },
 };
 
-/* Async reclaim: a look every 100 ms, from the idle loop. */
-#define CACHE_BALANCE_TICKS (100 / TIMER_TICK_MS)
-static struct work balance_work;
-
-static void balance(void *ctx)
-{
-	(void)ctx;
-	cache_balance();
-}
-
-static void balance_tick(void *ctx)
-{
-	static uint64_t ticks;
-	(void)ctx;
-	if (++ticks % CACHE_BALANCE_TICKS == 0)
-		work_queue(&balance_work);
-}
-
 void mm_console_init(void)
 {
-	console_register(mm_cmds, sizeof(mm_cmds) / sizeof(mm_cmds[0]));
-	balance_work = (struct work){ .fn = balance };
-	timer_add_tick_handler(balance_tick, NULL);
+	console_register(mm_cmds, ARRAY_SIZE(mm_cmds));
 }

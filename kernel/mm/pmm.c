@@ -123,21 +123,30 @@ void pmm_add_in_use(struct pmm *p, uint64_t base, uint64_t pages)
 	p->c.allocated_pages += pages;
 }
 
+void pmm_count_failure(struct pmm *p, unsigned order)
+{
+	p->c.alloc_failures++;
+	if (order == PMM_HUGE_ORDER)
+		p->c.huge_failures++;
+}
+
 uint64_t pmm_alloc(struct pmm *p, unsigned order)
 {
-	if (order > PMM_MAX_ORDER) {
-		p->c.alloc_failures++;
+	uint64_t pa = pmm_try_alloc(p, order);
+	if (pa == PMM_NO_PAGE)
+		pmm_count_failure(p, order);
+	return pa;
+}
+
+uint64_t pmm_try_alloc(struct pmm *p, unsigned order)
+{
+	if (order > PMM_MAX_ORDER)
 		return PMM_NO_PAGE;
-	}
 	unsigned o = order;
 	while (o < PMM_ORDERS && p->free_head[o] == PMM_LIST_END)
 		o++;
-	if (o == PMM_ORDERS) {
-		p->c.alloc_failures++;
-		if (order == PMM_HUGE_ORDER)
-			p->c.huge_failures++;
+	if (o == PMM_ORDERS)
 		return PMM_NO_PAGE;
-	}
 	uint64_t pfn = p->free_head[o];
 	list_remove(p, pfn, o);
 	/* split: the upper half of each larger block goes back on a list */

@@ -67,6 +67,10 @@ void pmm_add_in_use(struct pmm *p, uint64_t base, uint64_t pages);
 
 /* Returns the physical address of a 2^order page block, or PMM_NO_PAGE. */
 uint64_t pmm_alloc(struct pmm *p, unsigned order);
+/* The same without counting a failure: for a caller that tries again
+ * (after reclaim) and counts the request's failure once, at the end. */
+uint64_t pmm_try_alloc(struct pmm *p, unsigned order);
+void pmm_count_failure(struct pmm *p, unsigned order);
 /* Frees a block returned by pmm_alloc with the same order. Returns 0, or -1
  * for an address that is not an allocated block of that order (double free,
  * wrong order): the state is then left unchanged. */

@@ -17,7 +17,16 @@
 static void check_negotiation(struct fuzz_in *in, struct fake_transport *t, struct virtio_dev *vd)
 {
 	uint64_t wanted = take_u64(in), required = take_u64(in) & wanted;
+	bool packed_allowed = take_u8(in) & 1;
+	virtio_set_packed_allowed(packed_allowed);
 	int rc = virtio_negotiate(vd, wanted, required);
+	/* what the core implements itself it always wants: event index, and on
+	 * a modern device VERSION_1 and (unless turned off) packed rings */
+	wanted |= 1ull << VIRTIO_F_EVENT_IDX;
+	if (t->modern) {
+		wanted |= 1ull << VIRTIO_F_VERSION_1 | (uint64_t)packed_allowed << VIRTIO_F_RING_PACKED;
+		required |= 1ull << VIRTIO_F_VERSION_1;
+	}
 	/* The fake decides the outcome: every reset completes (reset_reads < 8),
 	 * and only a device missing a required feature, or a modern one that
 	 * refuses FEATURES_OK, makes negotiation fail. */

@@ -217,8 +217,8 @@ static void op_get(struct h *h)
 			FUZZ_ASSERT(h->vq.broken && h->vq.broken_reason && *h->vq.broken_reason, "%s not caught", lie);
 		h->broken |= lie != NULL;
 		/* nothing freed or forgotten */
-		FUZZ_ASSERT(h->vq.num_free == before.num_free && h->vq.free_head == before.free_head &&
-		            h->vq.last_used_idx == before.last_used_idx &&
+		FUZZ_ASSERT(h->vq.num_free == before.num_free && h->vq.split.free_head == before.split.free_head &&
+		            h->vq.split.last_used_idx == before.split.last_used_idx &&
 		            memcmp(h->vq.st, before_st, vq_state_bytes(h->size)) == 0,
 		            "no token, yet the driver's state changed");
 		return;
@@ -257,7 +257,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	uint8_t cfg = take_u8(&in);
 	h.size = (uint16_t)(1u << (cfg % 9));
 	h.event_idx = cfg & 0x10;
-	uint64_t bytes = vq_ring_bytes(h.size);
+	uint64_t bytes = vq_split_ring_bytes(h.size);
 	void *m;
 	if (posix_memalign(&m, 4096, bytes))
 		abort();
@@ -269,18 +269,18 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		uint32_t bad = take_u16(&in) | (uint32_t)(take_u8(&in) & 1) << 16;
 		bool valid = bad && bad <= VQ_MAX_SIZE && !(bad & (bad - 1));
 		if (!valid)
-			FUZZ_ASSERT(vq_init(&h.vq, 0, bad, h.mem, phys, h.state, false) == -1, "size %u accepted", bad);
+			FUZZ_ASSERT(vq_init_split(&h.vq, 0, bad, h.mem, phys, h.state, false) == -1, "size %u accepted", bad);
 	}
-	FUZZ_ASSERT(vq_init(&h.vq, 1, h.size, h.mem, phys, h.state, h.event_idx) == 0, "size %u refused", h.size);
+	FUZZ_ASSERT(vq_init_split(&h.vq, 1, h.size, h.mem, phys, h.state, h.event_idx) == 0, "size %u refused", h.size);
 	/* 2.7.2 legacy layout: descriptors, avail (+ used_event), then used
 	 * (+ avail_event) at the next 4096 boundary, all inside the memory */
 	uint64_t used_off = (16ull * h.size + 6 + 2ull * h.size + 4095) & ~4095ull;
-	FUZZ_ASSERT(h.vq.desc_phys == phys && h.vq.avail_phys == phys + 16ull * h.size &&
-	            h.vq.used_phys == phys + used_off && bytes == used_off + 6 + 8ull * h.size,
+	FUZZ_ASSERT(h.vq.desc_phys == phys && h.vq.driver_phys == phys + 16ull * h.size &&
+	            h.vq.device_phys == phys + used_off && bytes == used_off + 6 + 8ull * h.size,
 	            "ring layout for size %u", h.size);
 	h.desc = (void *)(uintptr_t)(h.vq.desc_phys - PHYS_OFF);
-	h.avail = (void *)(uintptr_t)(h.vq.avail_phys - PHYS_OFF);
-	h.used = (void *)(uintptr_t)(h.vq.used_phys - PHYS_OFF);
+	h.avail = (void *)(uintptr_t)(h.vq.driver_phys - PHYS_OFF);
+	h.used = (void *)(uintptr_t)(h.vq.device_phys - PHYS_OFF);
 	check_counts(&h);
 
 	for (unsigned ops = 0; in.left && ops < MAX_OPS; ops++) {

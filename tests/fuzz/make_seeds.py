@@ -176,6 +176,59 @@ big += u8(COMPLETE) + u8(5) + u8(0xFF) + u8(GET) + u8(JUMP) + u8(1) + u16(0x8000
 write("virtqueue", "big_scribble", big)
 
 
+# --- virtqueue_packed: config byte (0x01 event index), size u16 (1 + v %
+# 300), then ops (byte % 7): 0 add, 2 complete, 4 lie, 5 get, 6 kick ---
+PADD, PCOMPLETE, PLIE, PGET, PKICK = 0, 2, 4, 5, 6
+
+
+def padd(n_out, n_in):
+    b = u8(PADD) + u8(n_out | n_in << 2)
+    for k in range(n_out + n_in):
+        b += scaled(0x100000 + 0x1000 * k) + u8(0) + u16(64 * (k + 1))
+    return b
+
+
+# event index on, 5 entries (not a power of two): chains that wrap the
+# ring, completed out of order, collected, the device naming a position
+ph = u8(1) + u16(4) + padd(1, 1) + padd(2, 0) + u8(PKICK) + u8(1) + u8(0) + u8(PCOMPLETE) + u8(1) + u8(0xFF)
+ph += u8(PCOMPLETE) + u8(0) + u8(0x80) + u8(PGET) + u8(PGET) + padd(1, 2) + padd(1, 0) + u8(PKICK) + u8(0)
+ph += u8(PCOMPLETE) + u8(0) + u8(0xFF) + u8(PCOMPLETE) + u8(0) + u8(0xFF) + u8(PGET) + u8(PGET) + padd(0, 2)
+ph += u8(PKICK) + u8(1) + u8(1)
+write("virtqueue_packed", "honest_wrap", ph)
+# no event index, 128 entries: a used descriptor with an id never given
+pl = u8(0) + u16(127) + padd(1, 1) + u8(PLIE) + u8(1 | 2) + u16(77) + u8(0) + u8(PGET) + padd(1, 0)
+write("virtqueue_packed", "hostile_id", pl)
+
+
+# --- virtio_core: shape (0x01 modern, 0x02 a must_accept mask follows),
+# offered u64, [must_accept u64], reset reads, status, config size; then
+# steps: byte % 4 == 0 negotiates (wanted u64, required u64, packed
+# allowed byte), anything else is a config access (offset form, offset,
+# generation form, [moves], read or write, [value]) ---
+V1, PACKED, ACCESS_PLATFORM, EVENT_IDX = 1 << 32, 1 << 34, 1 << 33, 1 << 29
+BALLOON_STATS = 1 << 1
+
+
+def negotiate(wanted, required=0, packed=1):
+    return u8(0) + u64(wanted) + u64(required) + u8(packed)
+
+
+def cfg_read(off, moves=None):
+    return u8(1) + u8(0) + u8(off) + (u8(1) + u8(moves) if moves is not None else u8(0)) + u8(0)
+
+
+# QEMU's modern balloon: version 1, packed, event index offered; the
+# driver wants stats; negotiated with packed allowed then refused
+write("virtio_core", "modern_negotiate", u8(1) + u64(V1 | PACKED | EVENT_IDX | BALLOON_STATS) + u8(2) + u8(0) + u8(8)
+      + negotiate(BALLOON_STATS, BALLOON_STATS) + cfg_read(4) + negotiate(BALLOON_STATS, packed=0))
+# a device that insists on ACCESS_PLATFORM (it refuses FEATURES_OK without it)
+write("virtio_core", "access_platform_refused", u8(3) + u64(V1 | ACCESS_PLATFORM) + u64(ACCESS_PLATFORM) + u8(0)
+      + u8(0) + u8(8) + negotiate(0))
+# a legacy device whose config generation moves on every read
+write("virtio_core", "config_moving", u8(0) + u64(BALLOON_STATS) + u8(0) + u8(0) + u8(8) + cfg_read(0, 1)
+      + cfg_read(4, 0xFF) + negotiate(BALLOON_STATS))
+
+
 # --- boot_info: 0 = disjoint map (then overlapping-mode seeds use 1) ---
 U, BR, K, R, AR, AN, IO = range(7)  # take_type: 1 + byte % 7
 

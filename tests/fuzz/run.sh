@@ -23,17 +23,20 @@ OUT=build/fuzz
 CFLAGS=(-fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
         -g -O1 -std=gnu11 -Wall -Wextra -Werror -I.)
 
-# Each target with the pure kernel sources it links.
-declare -A SOURCES=(
-	[virtqueue]="drivers/virtio/virtqueue.c"
-	[pci_caps]="drivers/pci/pci_caps.c drivers/virtio/virtio_pci_caps.c drivers/pci/msix.c drivers/pci/pci_bar.c"
-	[parse]="kernel/console/parse.c"
-	[mmio_cmdline]="drivers/virtio/virtio_mmio_cmdline.c kernel/console/parse.c"
-	[stats]="drivers/virtio/stats_plan.c drivers/virtio/balloon_stats.c kernel/console/parse.c"
-	[boot_info]="boot/boot_info.c"
-	[virtio_core]="drivers/virtio/virtio.c"
-)
-ALL=(virtqueue pci_caps parse mmio_cmdline stats boot_info virtio_core)
+# Each target links one of the kernel's pure modules, named as the
+# target is unless listed here; tests/pure-modules.txt has the sources
+# of each (the same list the unit tests build from).
+declare -A MODULE=([virtqueue_packed]=virtqueue)
+declare -A SOURCES=()
+while read -r name sources; do
+	case "$name" in ''|'#'*) continue ;; esac
+	SOURCES[${name%:}]=$sources
+done < tests/pure-modules.txt
+ALL=()
+for f in tests/fuzz/fuzz_*.c; do
+	t=${f#tests/fuzz/fuzz_}
+	ALL+=("${t%.c}")
+done
 TARGETS=("${@:-${ALL[@]}}")
 
 if ! command -v "$CLANG" >/dev/null; then
@@ -43,9 +46,11 @@ fi
 
 mkdir -p "$OUT/artifacts" "$OUT/logs"
 for t in "${TARGETS[@]}"; do
-	[ -n "${SOURCES[$t]:-}" ] || { echo "fuzz: no target '$t' (have: ${ALL[*]})" >&2; exit 1; }
+	[ -f "tests/fuzz/fuzz_$t.c" ] || { echo "fuzz: no target '$t' (have: ${ALL[*]})" >&2; exit 1; }
+	module=${MODULE[$t]:-$t}
+	[ -n "${SOURCES[$module]:-}" ] || { echo "fuzz: $t: no module '$module' in tests/pure-modules.txt" >&2; exit 1; }
 	# shellcheck disable=SC2086 # the source lists are meant to split
-	"$CLANG" "${CFLAGS[@]}" "tests/fuzz/fuzz_$t.c" ${SOURCES[$t]} -o "$OUT/fuzz_$t"
+	"$CLANG" "${CFLAGS[@]}" "tests/fuzz/fuzz_$t.c" ${SOURCES[$module]} -o "$OUT/fuzz_$t"
 done
 
 scratch=$(mktemp -d "${TMPDIR:-/tmp}/ballast-fuzz.XXXXXX")

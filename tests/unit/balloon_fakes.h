@@ -1,15 +1,10 @@
 /* The fake machine test_balloon_inflate.c runs drivers/virtio/balloon_inflate.c
- * on. Two parts:
+ * on. balloon_inflate.c is built with tests/unit/fakes/ first on the include
+ * path, so its kernel/arch/cpu.h is the fake one: irq_save and irq_restore
+ * are link-level fakes the test defines (it models the interrupt flag with
+ * them, to check every section the driver opens is closed again).
  *
- * 1. What balloon_inflate.c gets instead of kernel/arch/cpu.h, whose
- *    irq_save and irq_restore are cli/sti and fault in user mode.
- *    meson.build builds balloon_inflate.c with -include of this file and
- *    -DBALLOON_FAKES_CPU_ONLY: defining cpu.h's include guard keeps the
- *    real header out, and the two become link-level fakes the test defines
- *    (it models the interrupt flag with them, to check every section the
- *    driver opens is closed again).
- *
- * 2. The memory and the device, for the test itself. "Physical memory" is
+ * Here: the memory and the device, for the test itself. "Physical memory" is
  *    64 MiB mmap'd at its own physical address: the driver needs
  *    physical = virtual (it frees a chunk page by its pointer), PFNs must
  *    fit 32 bits, and ASan's application range starts at 0, so 256 MiB is
@@ -22,19 +17,9 @@
 #ifndef BALLAST_TEST_BALLOON_FAKES_H
 #define BALLAST_TEST_BALLOON_FAKES_H
 
-#define BALLAST_ARCH_CPU_H
-
 #include <stdint.h>
-
-/* RFLAGS.IF, where the real irq_save returns it. */
-#define FAKE_RFLAGS_IF (1u << 9)
-
-uint64_t irq_save(void);
-void irq_restore(uint64_t flags);
-
-#ifndef BALLOON_FAKES_CPU_ONLY
-
 #include <stdlib.h>
+#include "kernel/arch/cpu.h" /* the fake: tests/unit/fakes/ */
 #include "drivers/virtio/balloon_priv.h"
 #include "tests/unit/check.h"
 
@@ -67,6 +52,7 @@ struct fake_dev {
 	uint64_t pfns_done, out_of_order; /* completions of a buffer fetched after another still out */
 };
 static struct fake_dev inflate_dev, deflate_dev;
+static struct balloon balloon; /* the driver's state, as balloon.c would hold it */
 static bool host_has[ARENA_PAGES];
 static uint64_t host_pages;
 
@@ -85,7 +71,7 @@ static inline void dev_fetch(struct fake_dev *d)
 		return;
 	d->notified = false;
 	const struct virtqueue *vq = d->vq;
-	struct vring_avail *avail = at(vq->avail_phys);
+	struct vring_avail *avail = at(vq->driver_phys);
 	const struct vring_desc *desc = at(vq->desc_phys);
 	while (d->last_avail != avail->idx) {
 		uint16_t head = avail->ring[d->last_avail++ % vq->size];
@@ -105,7 +91,7 @@ static inline void dev_fetch(struct fake_dev *d)
 		memcpy(f->pfn, at(e.addr), e.len);
 	}
 	/* EVENT_IDX: notify me of anything past what I have read */
-	uint16_t *avail_event = (void *)&((struct vring_used *)at(vq->used_phys))->ring[vq->size];
+	uint16_t *avail_event = (void *)&((struct vring_used *)at(vq->device_phys))->ring[vq->size];
 	*avail_event = d->last_avail;
 }
 
@@ -122,8 +108,8 @@ static inline bool all_host_fill(const uint8_t *page)
 static inline bool telling_buffer(uint64_t addr)
 {
 	for (unsigned i = 0; i < BALLOON_BUFS; i++)
-		if (balloon.deflate_buf[i].phys == addr)
-			return balloon.deflate_buf[i].already_back;
+		if (balloon.pg.deflate_buf[i].phys == addr)
+			return balloon.pg.deflate_buf[i].already_back;
 	return false;
 }
 
@@ -155,7 +141,7 @@ static inline void dev_complete(struct fake_dev *d, unsigned k)
 		}
 	}
 	d->pfns_done += f->n;
-	struct vring_used *used = at(d->vq->used_phys);
+	struct vring_used *used = at(d->vq->device_phys);
 	used->ring[d->used_idx % d->vq->size] = (struct vring_used_elem){ f->head, 0 };
 	used->idx = ++d->used_idx;
 	d->n_flights--;
@@ -179,5 +165,4 @@ static inline void dev_round(struct fake_dev *d, struct pace p)
 		dev_complete(d, p.shuffled ? (unsigned)(rng() % d->n_flights) : 0);
 }
 
-#endif /* BALLOON_FAKES_CPU_ONLY */
 #endif

@@ -146,6 +146,18 @@ void mm_balloon_give(uint64_t pa, bool offline)
 		panic("balloon gave back 0x%" PRIx64 ", which it did not have", pa);
 }
 
+uint64_t cache_reclaim(uint64_t pages, bool direct);
+
+/* kernel/mm/mm.c's policy: at the reserve, the cache gives way; the
+ * reserve itself is never given. */
+uint64_t mm_balloon_inflate_take(bool offline)
+{
+	if (pmm.c.free_pages <= MM_BALLOON_RESERVE_PAGES &&
+	    (cache_pages == 0 || cache_reclaim(MM_BALLOON_RECLAIM_BATCH, true) == 0))
+		return PMM_NO_PAGE;
+	return mm_balloon_take(offline);
+}
+
 void mm_stats(struct mm_stats *out)
 {
 	memset(out, 0, sizeof *out);
@@ -174,7 +186,6 @@ uint64_t cache_reclaim(uint64_t pages, bool direct)
 
 /* ---- the rest of the kernel ---- */
 
-struct balloon balloon;
 static struct virtio_dev vd;
 static uint32_t host_actual; /* the config field the driver writes */
 static unsigned unreachable_logs, untracked_logs;
@@ -217,18 +228,20 @@ int virtio_config_write32(struct virtio_dev *d, unsigned off, uint32_t v)
 
 void work_queue(struct work *w)
 {
-	CHECK(w == &balloon.work && w->fn == balloon_pages_work && w->ctx == &balloon);
+	CHECK(w == &balloon.work);
 	works_queued++;
 }
 
-void balloon_report_work(struct balloon *b) { (void)b; }
+struct balloon *balloon_current(void) { return &balloon; }
 
-static inline void fake_notify(struct virtio_dev *d, struct virtqueue *vq)
+static struct virtqueue inflate_q, deflate_q;
+
+static inline void fake_notify(struct virtqueue *vq)
 {
-	CHECK(d == &vd && (vq == &balloon.inflate_vq || vq == &balloon.deflate_vq));
-	(vq == &balloon.inflate_vq ? &inflate_dev : &deflate_dev)->notified = true;
+	CHECK(vq == &inflate_q || vq == &deflate_q);
+	(vq == &inflate_q ? &inflate_dev : &deflate_dev)->notified = true;
 }
-static const struct virtio_ops fake_ops = { .name = "fake", .modern = true, .notify = fake_notify };
+static const struct virtio_ops fake_ops = { .name = "fake", .modern = true };
 
 /* ---- the whole state, checked after every work run ---- */
 
@@ -265,7 +278,7 @@ static uint64_t walk(const struct balloon_pfn_chunk *top, uint8_t place, uint8_t
 static inline bool busy(void)
 {
 	for (unsigned i = 0; i < BALLOON_BUFS; i++)
-		if (balloon.inflate_buf[i].busy || balloon.deflate_buf[i].busy)
+		if (balloon.pg.inflate_buf[i].busy || balloon.pg.deflate_buf[i].busy)
 			return true;
 	return inflate_dev.n_flights || deflate_dev.n_flights;
 }
@@ -278,7 +291,7 @@ static inline bool check_state(unsigned run)
 	doubles = outside = 0;
 	uint64_t n_inflate = 0, n_deflate = 0, n_telling = 0;
 	for (unsigned i = 0; i < BALLOON_BUFS; i++) {
-		const struct balloon_pfn_buf *in = &b->inflate_buf[i], *de = &b->deflate_buf[i];
+		const struct balloon_pfn_buf *in = &b->pg.inflate_buf[i], *de = &b->pg.deflate_buf[i];
 		for (uint32_t k = 0; in->busy && k < in->count; k++)
 			put(in->pfn[k], IN_INFLATE);
 		for (uint32_t k = 0; de->busy && k < de->count; k++)
@@ -286,8 +299,8 @@ static inline bool check_state(unsigned run)
 		n_inflate += in->busy ? in->count : 0;
 		*(de->already_back ? &n_telling : &n_deflate) += de->busy ? de->count : 0;
 	}
-	uint64_t n_store = walk(b->store, IN_STORE, STORE_PAGE);
-	uint64_t n_tell = walk(b->oom_tell, TO_TELL, 0); /* its pages are kernel pages listed in it */
+	uint64_t n_store = walk(b->pg.store, IN_STORE, STORE_PAGE);
+	uint64_t n_tell = walk(b->pg.oom_tell, TO_TELL, 0); /* its pages are kernel pages listed in it */
 	uint64_t lost = 0, stray = 0, host_only = 0, guest_only = 0, n_free = 0;
 	for (unsigned i = 0; i < ARENA_PAGES; i++) {
 		bool taken_place = where[i] & (IN_INFLATE | IN_STORE | IN_DEFLATE | STORE_PAGE);
@@ -304,19 +317,19 @@ static inline bool check_state(unsigned run)
 	CHECK_EQ_U64(outside, 0);
 	CHECK_EQ_U64(host_only, 0);  /* the host holds it, the balloon does not know */
 	CHECK_EQ_U64(guest_only, 0); /* the balloon thinks the host holds it */
-	CHECK_EQ_U64(b->pages, n_store + n_deflate);
-	CHECK_EQ_U64(b->stored, n_store);
-	CHECK_EQ_U64(b->inflating, n_inflate);
-	CHECK_EQ_U64(b->deflating, n_deflate);
-	CHECK_EQ_U64(b->oom_tell_count, n_tell);
+	CHECK_EQ_U64(b->pg.pages, n_store + n_deflate);
+	CHECK_EQ_U64(b->pg.stored, n_store);
+	CHECK_EQ_U64(b->pg.inflating, n_inflate);
+	CHECK_EQ_U64(b->pg.deflating, n_deflate);
+	CHECK_EQ_U64(b->pg.oom_tell_count, n_tell);
 	/* what the device accepted on inflate minus what it completed on deflate */
-	CHECK_EQ_U64(b->pages + n_tell + n_telling, inflate_dev.pfns_done - deflate_dev.pfns_done);
+	CHECK_EQ_U64(b->pg.pages + n_tell + n_telling, inflate_dev.pfns_done - deflate_dev.pfns_done);
 	CHECK_EQ_U64(host_pages, inflate_dev.pfns_done - deflate_dev.pfns_done);
-	CHECK_EQ_U64(host_actual, b->pages);
+	CHECK_EQ_U64(host_actual, b->pg.pages);
 	const struct pmm_counters *c = &pmm.c;
 	CHECK_EQ_U64(c->managed_pages, c->free_pages + c->allocated_pages);
 	CHECK_EQ_U64(c->managed_pages + c->offline_pages, ARENA_PAGES);
-	CHECK_EQ_U64(c->offline_pages, (b->offline ? n_inflate + n_store + n_deflate : 0));
+	CHECK_EQ_U64(c->offline_pages, (b->pg.offline ? n_inflate + n_store + n_deflate : 0));
 	CHECK_EQ_U64(c->free_pages, n_free);
 	CHECK(pmm_check(&pmm));
 	CHECK(irq_on); /* every irq_save of the run restored */
@@ -339,7 +352,7 @@ static inline unsigned busy_bufs(const struct balloon_pfn_buf *bufs)
 static inline bool first_run(uint32_t target, const char *what)
 {
 	phase = what;
-	balloon.target_pages = target;
+	balloon.pg.target = target;
 	balloon_pages_work(&balloon);
 	return check_state(1);
 }
@@ -350,7 +363,7 @@ static inline bool first_run(uint32_t target, const char *what)
 static inline bool settle(uint32_t target, struct pace p, const char *what)
 {
 	phase = what;
-	balloon.target_pages = target;
+	balloon.pg.target = target;
 	for (unsigned run = 1; run <= MAX_RUNS; run++) {
 		balloon_pages_work(&balloon);
 		if (!check_state(run))
@@ -368,7 +381,7 @@ static inline bool settle(uint32_t target, struct pace p, const char *what)
 static inline void queue_up(struct virtqueue *vq, unsigned index, uint16_t size, struct fake_dev *d)
 {
 	unsigned order = 0;
-	while ((PAGE_SIZE << order) < vq_ring_bytes(size))
+	while ((PAGE_SIZE << order) < vq_split_ring_bytes(size))
 		order++;
 	uint64_t pa = page_alloc(order);
 	memset(at(pa), 0, PAGE_SIZE << order);
@@ -376,7 +389,8 @@ static inline void queue_up(struct virtqueue *vq, unsigned index, uint16_t size,
 	while ((PAGE_SIZE << state_order) < vq_state_bytes(size))
 		state_order++;
 	uint64_t state = page_alloc(state_order);
-	CHECK_EQ_U64(vq_init(vq, (uint16_t)index, size, at(pa), pa, at(state), true), 0);
+	CHECK_EQ_U64(vq_init_split(vq, (uint16_t)index, size, at(pa), pa, at(state), true), 0);
+	vq->notify = fake_notify;
 	memset(d, 0, sizeof *d);
 	d->vq = vq;
 	d->inflate = index == VIRTIO_BALLOON_VQ_INFLATE;
@@ -400,11 +414,13 @@ static uint64_t machine_up(uint16_t inflate_size, uint16_t deflate_size, bool de
 	              (uint64_t)deflate_on_oom << VIRTIO_BALLOON_F_DEFLATE_ON_OOM;
 	memset(&balloon, 0, sizeof balloon);
 	balloon.vd = &vd;
-	queue_up(&balloon.inflate_vq, VIRTIO_BALLOON_VQ_INFLATE, inflate_size, &inflate_dev);
-	queue_up(&balloon.deflate_vq, VIRTIO_BALLOON_VQ_DEFLATE, deflate_size, &deflate_dev);
+	balloon.pg.inflate_vq = &inflate_q;
+	balloon.pg.deflate_vq = &deflate_q;
+	queue_up(&inflate_q, VIRTIO_BALLOON_VQ_INFLATE, inflate_size, &inflate_dev);
+	queue_up(&deflate_q, VIRTIO_BALLOON_VQ_DEFLATE, deflate_size, &deflate_dev);
 	CHECK_EQ_U64(balloon_pages_init(&balloon), 0);
 	CHECK(oom_handler == (deflate_on_oom ? balloon_oom_deflate : NULL));
-	CHECK(balloon.offline == !deflate_on_oom);
+	CHECK(balloon.pg.offline == !deflate_on_oom);
 	pmm_at_start = pmm.c;
 	memcpy(owner_at_start, owner, sizeof owner);
 	return pmm.c.free_pages;
@@ -414,8 +430,8 @@ static uint64_t machine_up(uint16_t inflate_size, uint16_t deflate_size, bool de
 static inline void check_all_back(void)
 {
 	const struct balloon *b = &balloon;
-	CHECK_EQ_U64(b->pages, 0);
-	CHECK(!b->store && !b->oom_tell && !b->stored && !b->oom_tell_count && !b->inflating && !b->deflating);
+	CHECK_EQ_U64(b->pg.pages, 0);
+	CHECK(!b->pg.store && !b->pg.oom_tell && !b->pg.stored && !b->pg.oom_tell_count && !b->pg.inflating && !b->pg.deflating);
 	CHECK_EQ_U64(host_pages, 0);
 	CHECK_EQ_U64(host_actual, 0);
 	CHECK_EQ_U64(pmm.c.managed_pages, pmm_at_start.managed_pages);

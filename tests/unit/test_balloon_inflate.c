@@ -24,12 +24,12 @@ static void test_small_queues(void)
 			/* the ring is full, with idle buffers to spare */
 			if (!first_run(target, what))
 				continue;
-			CHECK_EQ_U64(busy_bufs(b->inflate_buf), sizes[s]);
-			CHECK_EQ_U64(b->inflate_vq.num_free, 0);
+			CHECK_EQ_U64(busy_bufs(b->pg.inflate_buf), sizes[s]);
+			CHECK_EQ_U64(vq_num_free(b->pg.inflate_vq), 0);
 			if (!settle(target, paces[p], what))
 				continue;
-			CHECK_EQ_U64(b->pages, target);
-			CHECK_EQ_U64(b->inflated_total, target);
+			CHECK_EQ_U64(b->pg.pages, target);
+			CHECK_EQ_U64(b->pg.inflated_total, target);
 			CHECK_EQ_U64(host_actual, target);
 			CHECK_EQ_U64(pmm.c.offline_pages, target);
 			CHECK_EQ_U64(pmm.c.free_pages, free0 - target - ceil_div(target, CHUNK_PFNS));
@@ -39,13 +39,13 @@ static void test_small_queues(void)
 			         p ? "all per round" : "one per round");
 			if (!first_run(0, what))
 				continue;
-			CHECK_EQ_U64(busy_bufs(b->deflate_buf), sizes[s]);
-			CHECK_EQ_U64(b->deflating, sizes[s] * BALLOON_PFNS_PER_BUF);
-			CHECK_EQ_U64(b->deflate_vq.num_free, 0);
+			CHECK_EQ_U64(busy_bufs(b->pg.deflate_buf), sizes[s]);
+			CHECK_EQ_U64(b->pg.deflating, sizes[s] * BALLOON_PFNS_PER_BUF);
+			CHECK_EQ_U64(vq_num_free(b->pg.deflate_vq), 0);
 			if (!settle(0, paces[p], what))
 				continue;
 			check_all_back();
-			CHECK_EQ_U64(b->deflated_total, target);
+			CHECK_EQ_U64(b->pg.deflated_total, target);
 			CHECK_EQ_U64(inflate_dev.pfns_done, target);
 			CHECK_EQ_U64(deflate_dev.pfns_done, target);
 		}
@@ -62,45 +62,45 @@ static void test_qemu_queue_out_of_order(void)
 	if (!first_run(12000, "queues of 128: the first inflate run"))
 		return;
 	for (unsigned i = 0; i < BALLOON_BUFS; i++)
-		CHECK(b->inflate_buf[i].busy && b->inflate_buf[i].count == BALLOON_PFNS_PER_BUF);
-	CHECK_EQ_U64(b->inflating, BALLOON_BUFS * BALLOON_PFNS_PER_BUF);
-	CHECK_EQ_U64(b->inflate_vq.num_free, 128 - BALLOON_BUFS);
+		CHECK(b->pg.inflate_buf[i].busy && b->pg.inflate_buf[i].count == BALLOON_PFNS_PER_BUF);
+	CHECK_EQ_U64(b->pg.inflating, BALLOON_BUFS * BALLOON_PFNS_PER_BUF);
+	CHECK_EQ_U64(vq_num_free(b->pg.inflate_vq), 128 - BALLOON_BUFS);
 	if (!settle(12000, SHUFFLED, "queues of 128, out of order: inflate to 12000"))
 		return;
-	CHECK_EQ_U64(b->pages, 12000);
-	CHECK_EQ_U64(b->inflated_total, 12000);
+	CHECK_EQ_U64(b->pg.pages, 12000);
+	CHECK_EQ_U64(b->pg.inflated_total, 12000);
 
 	if (!first_run(0, "queues of 128: the first deflate run"))
 		return;
 	for (unsigned i = 0; i < BALLOON_BUFS; i++)
-		CHECK(b->deflate_buf[i].busy && !b->deflate_buf[i].already_back);
-	CHECK_EQ_U64(b->deflating, BALLOON_BUFS * BALLOON_PFNS_PER_BUF);
-	CHECK_EQ_U64(b->deflate_vq.num_free, 128 - BALLOON_BUFS);
+		CHECK(b->pg.deflate_buf[i].busy && !b->pg.deflate_buf[i].already_back);
+	CHECK_EQ_U64(b->pg.deflating, BALLOON_BUFS * BALLOON_PFNS_PER_BUF);
+	CHECK_EQ_U64(vq_num_free(b->pg.deflate_vq), 128 - BALLOON_BUFS);
 	if (!settle(0, SHUFFLED, "queues of 128, out of order: deflate to 0"))
 		return;
 	check_all_back();
-	CHECK_EQ_U64(b->deflated_total, 12000);
+	CHECK_EQ_U64(b->pg.deflated_total, 12000);
 
 	/* up again, and down to 2500 while all 8 inflate buffers are out */
 	if (!first_run(9000, "queues of 128, out of order: inflate to 9000"))
 		return;
-	CHECK_EQ_U64(b->inflating, BALLOON_BUFS * BALLOON_PFNS_PER_BUF);
+	CHECK_EQ_U64(b->pg.inflating, BALLOON_BUFS * BALLOON_PFNS_PER_BUF);
 	dev_round(&inflate_dev, SHUFFLED);
 	if (!settle(2500, SHUFFLED, "queues of 128, out of order: turned around to 2500"))
 		return;
-	CHECK_EQ_U64(b->pages, 2500);
+	CHECK_EQ_U64(b->pg.pages, 2500);
 	CHECK_EQ_U64(host_pages, 2500);
 	if (!settle(0, SHUFFLED, "queues of 128, out of order: from 2500 to 0"))
 		return;
 	check_all_back();
 	CHECK(inflate_dev.out_of_order > 0 && deflate_dev.out_of_order > 0);
-	CHECK_EQ_U64(b->inflated_total, b->deflated_total);
-	CHECK_EQ_U64(inflate_dev.pfns_done, b->inflated_total);
-	CHECK_EQ_U64(deflate_dev.pfns_done, b->deflated_total);
+	CHECK_EQ_U64(b->pg.inflated_total, b->pg.deflated_total);
+	CHECK_EQ_U64(inflate_dev.pfns_done, b->pg.inflated_total);
+	CHECK_EQ_U64(deflate_dev.pfns_done, b->pg.deflated_total);
 }
 
 /* 4. A target beyond memory: the balloon takes the page cache (which gives
- * way to it) and then free memory down to BALLOON_RESERVE_PAGES, says so
+ * way to it) and then free memory down to MM_BALLOON_RESERVE_PAGES, says so
  * once, and holds there, however often the work runs again. */
 static void test_reserve(void)
 {
@@ -114,22 +114,22 @@ static void test_reserve(void)
 	 * to the reserve, the cache reclaimed once on the way; run 3: the
 	 * store pages for those, below the reserve (they are not ballooned) */
 	uint64_t first = BALLOON_BUFS * BALLOON_PFNS_PER_BUF, store_pages_then = ceil_div(first, CHUNK_PFNS);
-	uint64_t held = free0 - BALLOON_RESERVE_PAGES - store_pages_then;
-	CHECK_EQ_U64(b->pages, held);
+	uint64_t held = free0 - MM_BALLOON_RESERVE_PAGES - store_pages_then;
+	CHECK_EQ_U64(b->pg.pages, held);
 	CHECK_EQ_U64(host_actual, held);
 	CHECK_EQ_U64(cache_pages, 0);
 	CHECK_EQ_U64(cache_reclaims, 1);
-	CHECK_EQ_U64(pmm.c.free_pages, BALLOON_RESERVE_PAGES - (ceil_div(held, CHUNK_PFNS) - store_pages_then));
+	CHECK_EQ_U64(pmm.c.free_pages, MM_BALLOON_RESERVE_PAGES - (ceil_div(held, CHUNK_PFNS) - store_pages_then));
 	char line[256];
 	snprintf(line, sizeof line, "ballast: balloon: target 20000 pages not reachable: keeping %u free pages for "
-	         "the kernel; holding at %" PRIu64 "\n", BALLOON_RESERVE_PAGES, held);
+	         "the kernel; holding at %" PRIu64 "\n", MM_BALLOON_RESERVE_PAGES, held);
 	CHECK_EQ_U64(unreachable_logs, 1);
 	CHECK_EQ_STR(unreachable_line, line);
 	for (unsigned run = 1; run <= 3; run++) { /* the retry tick */
 		balloon_pages_work(&balloon);
 		CHECK(check_state(run) && !busy());
 	}
-	CHECK_EQ_U64(b->pages, held);
+	CHECK_EQ_U64(b->pg.pages, held);
 	CHECK_EQ_U64(unreachable_logs, 1);
 	if (!settle(0, ALL, "a target beyond memory: deflate to 0"))
 		return;

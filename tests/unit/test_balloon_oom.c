@@ -44,10 +44,10 @@ static void test_deflate_on_oom(void)
 		CHECK_EQ_U64(pmm.c.offline_pages, 0); /* DEFLATE_ON_OOM: ballooned pages stay managed */
 		uint64_t free_before = pmm.c.free_pages, hogged = hog_until_oom_calls(events, hog);
 		CHECK(irq_on);
-		CHECK_EQ_U64(b->oom_deflates, events);
-		CHECK_EQ_U64(b->oom_pages, told);
-		CHECK_EQ_U64(b->pages, left);
-		CHECK_EQ_U64(b->oom_tell_count, told);
+		CHECK_EQ_U64(b->pg.oom_deflates, events);
+		CHECK_EQ_U64(b->pg.oom_pages, told);
+		CHECK_EQ_U64(b->pg.pages, left);
+		CHECK_EQ_U64(b->pg.oom_tell_count, told);
 		CHECK_EQ_U64(works_queued, events);
 		CHECK_EQ_U64(oom_freed, freed);
 		/* the last batch, less the page that called for it (the store page
@@ -60,14 +60,14 @@ static void test_deflate_on_oom(void)
 		if (!settle(5000, ALL, what))
 			continue;
 		CHECK_EQ_U64(deflate_dev.pfns_done, told);
-		CHECK_EQ_U64(b->deflated_total, 0); /* they came back on OOM, not by deflating */
-		CHECK_EQ_U64(b->pages, left);
+		CHECK_EQ_U64(b->pg.deflated_total, 0); /* they came back on OOM, not by deflating */
+		CHECK_EQ_U64(b->pg.pages, left);
 		CHECK_EQ_U64(host_pages, left);
 		CHECK_EQ_U64(pmm.c.free_pages, OOM_BATCH - 1 + told - pfns_freed); /* the list's own pages */
 		/* the workload still has the memory: the reserve holds the balloon */
 		char line[256];
 		snprintf(line, sizeof line, "ballast: balloon: target 5000 pages not reachable: keeping %u free pages "
-		         "for the kernel; holding at %" PRIu64 "\n", BALLOON_RESERVE_PAGES, left);
+		         "for the kernel; holding at %" PRIu64 "\n", MM_BALLOON_RESERVE_PAGES, left);
 		CHECK_EQ_U64(unreachable_logs, 1);
 		CHECK_EQ_STR(unreachable_line, line);
 
@@ -76,15 +76,15 @@ static void test_deflate_on_oom(void)
 		snprintf(what, sizeof what, "deflate on OOM, deflate queue of %u: inflate again", deflate_sizes[s]);
 		if (!settle(5000, ALL, what))
 			continue;
-		CHECK_EQ_U64(b->pages, 5000);
-		CHECK_EQ_U64(b->inflated_total, 5000 + told);
+		CHECK_EQ_U64(b->pg.pages, 5000);
+		CHECK_EQ_U64(b->pg.inflated_total, 5000 + told);
 		snprintf(what, sizeof what, "deflate on OOM, deflate queue of %u: deflate to 0", deflate_sizes[s]);
 		if (!settle(0, ALL, what))
 			continue;
 		check_all_back();
-		CHECK_EQ_U64(b->deflated_total, 5000);
+		CHECK_EQ_U64(b->pg.deflated_total, 5000);
 		CHECK_EQ_U64(deflate_dev.pfns_done, 5000 + told);
-		CHECK_EQ_U64(b->oom_deflates, events);
+		CHECK_EQ_U64(b->pg.oom_deflates, events);
 	}
 }
 
@@ -106,14 +106,14 @@ static void test_oom_freed_before_told(void)
 		if (!settle(5000, ALL, what))
 			continue;
 		uint64_t hogged = hog_until_oom_calls(events, hog);
-		CHECK_EQ_U64(b->oom_tell_count, told);
+		CHECK_EQ_U64(b->pg.oom_tell_count, told);
 		while (hogged)
 			page_free(hog[--hogged], 0);
 		snprintf(what, sizeof what, "OOM, freed before told, deflate queue of %u: tell, inflate", deflate_sizes[s]);
 		if (!settle(5000, ALL, what))
 			continue;
-		CHECK_EQ_U64(b->pages, 5000);
-		CHECK_EQ_U64(b->inflated_total, 5000 + told);
+		CHECK_EQ_U64(b->pg.pages, 5000);
+		CHECK_EQ_U64(b->pg.inflated_total, 5000 + told);
 		CHECK_EQ_U64(deflate_dev.pfns_done, told);
 		CHECK_EQ_U64(host_pages, 5000);
 		CHECK_EQ_U64(unreachable_logs, 0);
@@ -135,15 +135,15 @@ static void test_no_store_page(void)
 	const struct balloon *b = &balloon;
 	if (!first_run(target, "no store page: inflate"))
 		return;
-	CHECK_EQ_U64(b->inflating, target);
+	CHECK_EQ_U64(b->pg.inflating, target);
 	store_takes_fail = true;
 	dev_round(&inflate_dev, ALL);
 	balloon_pages_work(&balloon); /* the buffers come back; every push fails */
 	if (!check_state(2))
 		return;
 	CHECK_EQ_U64(store_take_failures, target); /* one failed take a PFN: the store never got a page */
-	CHECK_EQ_U64(b->pages, 0);
-	CHECK_EQ_U64(b->inflated_total, 0);
+	CHECK_EQ_U64(b->pg.pages, 0);
+	CHECK_EQ_U64(b->pg.inflated_total, 0);
 	CHECK_EQ_U64(untracked_logs, BALLOON_BUFS < 3 ? BALLOON_BUFS : 3); /* a line a buffer */
 	CHECK(strstr(untracked_line, "ballast: balloon: no memory to track 952 ballooned pages; took them back") ==
 	      untracked_line);
@@ -151,10 +151,10 @@ static void test_no_store_page(void)
 	store_takes_fail = false;
 	if (!settle(target, ALL, "no store page: tell, then inflate"))
 		return;
-	CHECK_EQ_U64(b->pages, target);
-	CHECK_EQ_U64(b->inflated_total, target);
+	CHECK_EQ_U64(b->pg.pages, target);
+	CHECK_EQ_U64(b->pg.inflated_total, target);
 	CHECK_EQ_U64(deflate_dev.pfns_done, target); /* every PFN taken back was told */
-	CHECK_EQ_U64(b->deflated_total, 0);
+	CHECK_EQ_U64(b->pg.deflated_total, 0);
 	CHECK_EQ_U64(host_pages, target);
 	CHECK_EQ_U64(unreachable_logs, 0);
 	if (!settle(0, ALL, "no store page: deflate to 0"))

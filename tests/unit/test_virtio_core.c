@@ -1,7 +1,8 @@
 /* drivers/virtio/virtio.c against a fake transport: the status handshake,
  * feature negotiation (what is accepted, what is left out and said so, a
- * device that refuses FEATURES_OK) and generation-checked config access
- * with range checks. */
+ * device that refuses FEATURES_OK), generation-checked config access
+ * with range checks, and interrupt dispatch to the queues and the driver. */
+#include <stdlib.h>
 #include "tests/unit/check.h"
 #include "tests/unit/virtio_fake_transport.h"
 
@@ -19,14 +20,23 @@ static void test_modern_negotiation(void)
 	uint64_t wanted = BIT(VIRTIO_F_VERSION_1) | BIT(VIRTIO_F_EVENT_IDX) | BIT(BALLOON_STATS_VQ);
 	CHECK_EQ_U64(virtio_negotiate(&vd, wanted, BIT(VIRTIO_F_VERSION_1)), 0);
 	CHECK(!vd.failed);
-	/* only what both sides know; packed rings and unknown bits left out */
-	CHECK_EQ_U64(vd.features, BIT(VIRTIO_F_VERSION_1) | BIT(BALLOON_STATS_VQ));
+	/* only what both sides know: packed rings (the core's, accepted whenever
+	 * offered) yes, indirect descriptors and unknown bits no */
+	CHECK_EQ_U64(vd.features, BIT(VIRTIO_F_VERSION_1) | BIT(VIRTIO_F_RING_PACKED) | BIT(BALLOON_STATS_VQ));
 	CHECK_EQ_U64(t.driver_features, vd.features);
 	CHECK_EQ_U64(vd.offered, t.offered);
 	CHECK_EQ_U64(t.status, VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER | VIRTIO_STATUS_FEATURES_OK);
-	CHECK(strstr(fake_last_log, "packed virtqueues offered; using split virtqueues") != NULL);
 	virtio_driver_ok(&vd);
 	CHECK(t.status & VIRTIO_STATUS_DRIVER_OK);
+	/* packed=off on the command line: split rings, and said so */
+	virtio_set_packed_allowed(false);
+	struct fake_transport t2 = t;
+	t2.status = 0;
+	struct virtio_dev vd2 = fake_dev(&t2, 8);
+	CHECK_EQ_U64(virtio_negotiate(&vd2, wanted, BIT(VIRTIO_F_VERSION_1)), 0);
+	CHECK_EQ_U64(vd2.features, BIT(VIRTIO_F_VERSION_1) | BIT(BALLOON_STATS_VQ));
+	CHECK(strstr(fake_last_log, "packed virtqueues offered; using split virtqueues (packed=off)") != NULL);
+	virtio_set_packed_allowed(true);
 }
 
 static void test_access_platform_refused_cleanly(void)
@@ -66,6 +76,13 @@ static void test_required_missing(void)
 	CHECK(vd.failed);
 	CHECK(strstr(fake_last_log, "FAILED: required features not offered") != NULL);
 	CHECK_EQ_U64(t.driver_features, 0); /* nothing written after the refusal */
+	/* the core requires VERSION_1 of a modern device itself: the driver
+	 * need not ask */
+	struct fake_transport t2 = { .modern = true, .offered = BIT(BALLOON_STATS_VQ) };
+	struct virtio_dev vd2 = fake_dev(&t2, 8);
+	CHECK(virtio_negotiate(&vd2, BIT(BALLOON_STATS_VQ), 0) < 0);
+	CHECK(vd2.failed);
+	CHECK(strstr(fake_last_log, "FAILED: required features not offered") != NULL);
 }
 
 static void test_legacy_has_no_features_ok(void)
@@ -73,7 +90,8 @@ static void test_legacy_has_no_features_ok(void)
 	struct fake_transport t = { .modern = false, .offered = BIT(BALLOON_STATS_VQ) | BIT(VIRTIO_F_EVENT_IDX) };
 	struct virtio_dev vd = fake_dev(&t, 8);
 	CHECK_EQ_U64(virtio_negotiate(&vd, BIT(BALLOON_STATS_VQ), 0), 0);
-	CHECK_EQ_U64(vd.features, BIT(BALLOON_STATS_VQ));
+	/* EVENT_IDX is the core's to take (its rings implement it) */
+	CHECK_EQ_U64(vd.features, BIT(BALLOON_STATS_VQ) | BIT(VIRTIO_F_EVENT_IDX));
 	CHECK(!(t.status & VIRTIO_STATUS_FEATURES_OK));
 }
 
@@ -131,8 +149,70 @@ static void test_renegotiate_after_failure(void)
 	CHECK(t.status & VIRTIO_STATUS_DRIVER_OK);
 }
 
+/* ---- interrupt dispatch ---- */
+
+static unsigned vq_calls[3], config_calls;
+static void count_vq(struct virtqueue *vq) { vq_calls[vq->index]++; }
+static void count_config(struct virtio_dev *vd)
+{
+	(void)vd;
+	config_calls++;
+}
+
+/* Three split queues of 4 entries on one device; queue i "used" when its
+ * used ring's idx moved past what the driver has taken. */
+static void test_interrupt_dispatch(void)
+{
+	struct fake_transport t = { .modern = true, .offered = BIT(VIRTIO_F_VERSION_1) };
+	struct virtio_dev vd = fake_dev(&t, 8);
+	static const struct virtio_driver drv = { .device_id = 5, .name = "test", .short_name = "t",
+		                                      .config_changed = count_config };
+	vd.driver = &drv;
+	struct virtqueue vqs[3];
+	struct vq_desc_state state[3][4];
+	void *rings[3];
+	for (unsigned i = 0; i < 3; i++) {
+		rings[i] = aligned_alloc(4096, 2 * 4096);
+		memset(rings[i], 0, 2 * 4096);
+		CHECK_EQ_U64(vq_init_split(&vqs[i], (uint16_t)i, 4, rings[i], 0x100000 * (i + 1), state[i], false), 0);
+		vqs[i].callback = count_vq;
+		vqs[i].dev = &vd;
+		vd.vqs[i] = &vqs[i];
+	}
+	vqs[1].split.used->idx = 1; /* only queue 1 has something */
+	virtio_interrupt(&vd, VIRTIO_ISR_QUEUE);
+	CHECK_EQ_U64(vq_calls[0], 0);
+	CHECK_EQ_U64(vq_calls[1], 1);
+	CHECK_EQ_U64(vq_calls[2], 0);
+	CHECK_EQ_U64(config_calls, 0);
+	virtio_interrupt(&vd, VIRTIO_ISR_CONFIG); /* a config change alone: no queue runs */
+	CHECK_EQ_U64(vq_calls[1], 1);
+	CHECK_EQ_U64(config_calls, 1);
+	vqs[2].split.used->idx = 1;
+	virtio_interrupt(&vd, VIRTIO_ISR_QUEUE | VIRTIO_ISR_CONFIG);
+	CHECK_EQ_U64(vq_calls[1], 2);
+	CHECK_EQ_U64(vq_calls[2], 1);
+	CHECK_EQ_U64(config_calls, 2);
+	/* a queue's own vector runs its callback whether or not it has used */
+	virtio_vq_interrupt(&vqs[0]);
+	CHECK_EQ_U64(vq_calls[0], 1);
+	/* a broken queue has nothing to take; a FAILED device runs nothing */
+	vqs[1].broken = true;
+	virtio_interrupt(&vd, VIRTIO_ISR_QUEUE);
+	CHECK_EQ_U64(vq_calls[1], 2);
+	CHECK_EQ_U64(vq_calls[2], 2);
+	virtio_fail(&vd, "test");
+	virtio_interrupt(&vd, VIRTIO_ISR_QUEUE | VIRTIO_ISR_CONFIG);
+	virtio_vq_interrupt(&vqs[2]);
+	CHECK_EQ_U64(vq_calls[2], 2);
+	CHECK_EQ_U64(config_calls, 2);
+	for (unsigned i = 0; i < 3; i++)
+		free(rings[i]);
+}
+
 int main(void)
 {
+	test_interrupt_dispatch();
 	test_renegotiate_after_failure();
 	test_modern_negotiation();
 	test_access_platform_refused_cleanly();

@@ -11,36 +11,36 @@ static void test_layout(void)
 	for (unsigned size = 1; size <= VQ_TEST_MAX; size *= 2) {
 		uint64_t avail_end = 16 * size + 4 + 2 * size + 2; /* flags, idx, ring, used_event */
 		uint64_t used_off = (avail_end + 4095) / 4096 * 4096;
-		CHECK_EQ_U64(vq_ring_bytes((uint16_t)size), used_off + 4 + 8 * size + 2);
+		CHECK_EQ_U64(vq_split_ring_bytes((uint16_t)size), used_off + 4 + 8 * size + 2);
 		struct fix f;
 		if (!setup(&f, (uint16_t)size, true))
 			return;
-		CHECK(f.vq.desc == (void *)f.mem);
-		CHECK((uint8_t *)f.vq.avail == f.mem + 16 * size);
-		CHECK((uint8_t *)f.vq.used == f.mem + used_off);
+		CHECK(f.vq.split.desc == (void *)f.mem);
+		CHECK((uint8_t *)f.vq.split.avail == f.mem + 16 * size);
+		CHECK((uint8_t *)f.vq.split.used == f.mem + used_off);
 		CHECK_EQ_U64(f.vq.desc_phys, f.phys);
-		CHECK_EQ_U64(f.vq.avail_phys, f.phys + 16 * size);
-		CHECK_EQ_U64(f.vq.used_phys, f.phys + used_off);
-		CHECK_EQ_U64(f.vq.used_phys % 4096, 0);
+		CHECK_EQ_U64(f.vq.driver_phys, f.phys + 16 * size);
+		CHECK_EQ_U64(f.vq.device_phys, f.phys + used_off);
+		CHECK_EQ_U64(f.vq.device_phys % 4096, 0);
 		CHECK_EQ_U64(f.vq.num_free, size);
 		teardown(&f);
 	}
 	/* the numbers QEMU's legacy transport derives from a 256-entry queue */
-	CHECK_EQ_U64(vq_ring_bytes(256), 8192 + 2054);
-	CHECK_EQ_U64(vq_ring_bytes(128), 4096 + 1030);
+	CHECK_EQ_U64(vq_split_ring_bytes(256), 8192 + 2054);
+	CHECK_EQ_U64(vq_split_ring_bytes(128), 4096 + 1030);
 	/* sizes that are not powers of two, or too big */
 	struct virtqueue vq;
 	static uint8_t mem[16384];
 	static struct vq_desc_state st[4];
 	const uint32_t bad[] = { 0, 3, 6, 255, 257, 0x10000, 0x7fff, 0xffff, 0x20000 };
 	for (unsigned i = 0; i < sizeof bad / sizeof bad[0]; i++)
-		if (!CHECK_EQ_U64(vq_init(&vq, 0, bad[i], mem, 0, st, false), (uint64_t)-1))
+		if (!CHECK_EQ_U64(vq_init_split(&vq, 0, bad[i], mem, 0, st, false), (uint64_t)-1))
 			fprintf(stderr, "    size %u accepted\n", bad[i]);
 	/* no state memory */
-	CHECK_EQ_U64(vq_init(&vq, 0, 4, mem, 0, NULL, false), (uint64_t)-1);
+	CHECK_EQ_U64(vq_init_split(&vq, 0, 4, mem, 0, NULL, false), (uint64_t)-1);
 	/* the spec's largest queue: layout and state sizes, and 32768 free */
 	CHECK_EQ_U64(vq_state_bytes(VQ_MAX_SIZE), 16u * 32768);
-	CHECK_EQ_U64(vq_ring_bytes(1024), 20480 + 8198);
+	CHECK_EQ_U64(vq_split_ring_bytes(1024), 20480 + 8198);
 }
 
 /* Adds chains of every length with every split into readable and

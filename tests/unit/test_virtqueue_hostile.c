@@ -42,15 +42,15 @@ static void expect_broken(struct hostile *h, const char *what)
 	bool ok = CHECK(vq_get_used(vq, &len) == NULL) & CHECK(vq->broken) &
 	          CHECK(vq->broken_reason && *vq->broken_reason) & CHECK_EQ_U64(len, 0x5a5a);
 	/* nothing freed or forgotten: the shadow state is as it was */
-	ok &= CHECK_EQ_U64(vq->num_free, before.num_free) & CHECK_EQ_U64(vq->free_head, before.free_head) &
-	      CHECK_EQ_U64(vq->last_used_idx, before.last_used_idx) & CHECK_EQ_U64(used_event(&h->f.dev), ue) &
+	ok &= CHECK_EQ_U64(vq->num_free, before.num_free) & CHECK_EQ_U64(vq->split.free_head, before.split.free_head) &
+	      CHECK_EQ_U64(vq->split.last_used_idx, before.split.last_used_idx) & CHECK_EQ_U64(used_event(&h->f.dev), ue) &
 	      CHECK(memcmp(vq->st, before_st, vq_state_bytes(vq->size)) == 0);
 	/* and it stays broken, even when the device then repairs what it
 	 * said into one true completion of C: the driver must not give the
 	 * device a second chance to be believed */
 	ok &= CHECK(vq_get_used(vq, &len) == NULL);
-	h->f.dev.used->ring[before.last_used_idx % 8] = (struct vring_used_elem){ h->c.head, 50 };
-	h->f.dev.used->idx = (uint16_t)(before.last_used_idx + 1);
+	h->f.dev.used->ring[before.split.last_used_idx % 8] = (struct vring_used_elem){ h->c.head, 50 };
+	h->f.dev.used->idx = (uint16_t)(before.split.last_used_idx + 1);
 	ok &= CHECK(vq_get_used(vq, &len) == NULL) & CHECK(vq->broken);
 	struct vq_buf b = { 0x1000, 8 };
 	ok &= CHECK_EQ_U64(vq_add(vq, &b, 1, 0, tok(1)), (uint64_t)-1) & CHECK_EQ_U64(vq->num_free, before.num_free);

@@ -7,7 +7,7 @@
  * event index fields. All static: each test is one translation unit plus
  * drivers/virtio/virtqueue.c.
  *
- * The ring memory is a host allocation of exactly vq_ring_bytes(size)
+ * The ring memory is a host allocation of exactly vq_split_ring_bytes(size)
  * bytes, so a driver access past the last field (avail_event) is ASan's to
  * catch. "Physical" addresses are the host address plus a fixed offset. */
 #ifndef BALLAST_TEST_VQ_FAKE_DEVICE_H
@@ -50,21 +50,21 @@ static inline uint16_t used_event(struct dev *d) { return d->avail->ring[d->size
 static inline bool setup(struct fix *f, uint16_t size, bool event_idx)
 {
 	memset(f, 0, sizeof *f);
-	uint64_t bytes = vq_ring_bytes(size);
+	uint64_t bytes = vq_split_ring_bytes(size);
 	void *m;
 	if (posix_memalign(&m, 4096, bytes))
 		return false;
 	f->mem = memset(m, 0, bytes);
 	f->phys = (uint64_t)(uintptr_t)m + PHYS_OFF;
-	if (!CHECK_EQ_U64(vq_init(&f->vq, 2, size, f->mem, f->phys, f->state, event_idx), 0)) {
+	if (!CHECK_EQ_U64(vq_init_split(&f->vq, 2, size, f->mem, f->phys, f->state, event_idx), 0)) {
 		free(m);
 		return false;
 	}
 	struct dev *d = &f->dev;
 	d->size = size;
 	d->desc = (void *)(uintptr_t)(f->vq.desc_phys - PHYS_OFF);
-	d->avail = (void *)(uintptr_t)(f->vq.avail_phys - PHYS_OFF);
-	d->used = (void *)(uintptr_t)(f->vq.used_phys - PHYS_OFF);
+	d->avail = (void *)(uintptr_t)(f->vq.driver_phys - PHYS_OFF);
+	d->used = (void *)(uintptr_t)(f->vq.device_phys - PHYS_OFF);
 	return true;
 }
 static inline void teardown(struct fix *f) { free(f->mem); }
