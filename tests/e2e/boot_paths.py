@@ -20,13 +20,20 @@ class BootPath:
     mmio: bool = False        # virtio-balloon-device on virtio-mmio, not virtio-balloon-pci
     extra_args: Tuple[str, ...] = ()
     transport: str = "pci-modern"  # what the guest logs as its transport
+    packed: bool = False      # packed=on: the device offers packed rings, the guest takes them
 
     @property
     def qom_type(self) -> str:
         """The balloon's QEMU device type, as qom-get ... type reports it."""
         return "virtio-balloon-device" if self.mmio else "virtio-balloon-pci"
 
+    @property
+    def rings(self) -> str:
+        """What the guest's up line says of its rings."""
+        return "packed" if self.packed else "split"
+
     def device(self, opts: str = "") -> Tuple[str, str]:
+        opts = ",".join(o for o in ("packed=on" if self.packed else "", opts) if o)
         return ("-device", f"{self.qom_type},id=balloon0" + (f",{opts}" if opts else ""))
 
     def vm_kwargs(self, device_opts: str = "", devices: Sequence[str] = (), **kwargs) -> Dict:
@@ -52,6 +59,17 @@ BOOT_PATHS: Dict[str, BootPath] = {
 # virtio-mmio version 2, which QEMU 7.2 gives only when asked.
 MICROVM_MMIO_MODERN = BootPath("pvh", MICROVM, mmio=True, transport="mmio-modern",
                                extra_args=("-global", "virtio-mmio.force-legacy=false"))
+
+# Packed rings on every transport that can have them: virtio-pci modern (q35, pc)
+# and modern virtio-mmio (microvm).
+PACKED_PATHS: Dict[str, BootPath] = {
+    "pvh-q35-packed": BootPath("pvh", "q35", packed=True),
+    "pvh-pc-packed": BootPath("pvh", "pc", packed=True),
+    "pvh-microvm-packed": BootPath("pvh", MICROVM, mmio=True, transport="mmio-modern", packed=True,
+                                   extra_args=("-global", "virtio-mmio.force-legacy=false")),
+}
+# The stats and inflate suites run on every boot path and with packed rings.
+RING_PATHS: Dict[str, BootPath] = {**BOOT_PATHS, **PACKED_PATHS}
 
 # Where the boot path does not matter: no firmware, and the PCI machine most tests
 # were written for.

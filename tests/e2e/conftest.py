@@ -14,7 +14,7 @@ from __future__ import annotations
 import pytest
 
 from ballast_qemu import BallastVM, build_dir, image_path
-from boot_paths import BOOT_PATHS, BootPath
+from boot_paths import RING_PATHS, BootPath
 from hosts import HOST, Host
 
 _VMS = pytest.StashKey[list]()
@@ -72,11 +72,11 @@ def shared_ballast_vm(request, tmp_path_factory):
         kill_all(vms)
 
 
-@pytest.fixture(params=list(BOOT_PATHS))
+@pytest.fixture(params=list(RING_PATHS))
 def boot_path(request) -> BootPath:
     """Runs the test once on each boot path (boot_paths.py): efi-q35, pvh-q35, pvh-pc,
-    pvh-microvm."""
-    return BOOT_PATHS[request.param]
+    pvh-microvm, and pvh-q35, pvh-pc and pvh-microvm (modern virtio-mmio) with packed rings."""
+    return RING_PATHS[request.param]
 
 
 @pytest.fixture

@@ -38,7 +38,7 @@ def heap_pages(m) -> int:
 PAGE = 4096
 MiB = 1 << 20
 CHUNK_PFNS = (PAGE - 16) // 4  # PFNs per tracking page
-RESERVE_PAGES = 2048           # BALLOON_RESERVE_PAGES
+RESERVE_PAGES = 2048           # MM_BALLOON_RESERVE_PAGES (kernel/mm/mm.h)
 PFNS_PER_BUF, BUFS = 1024, 8   # BALLOON_PFNS_PER_BUF, BALLOON_BUFS
 HUGE_PAGES = 512               # a 2 MiB block, the allocator's largest order
 # Tracking pages the ring can still need after the reserve stopped inflation.

@@ -167,6 +167,26 @@ class TestPolledGuest:
         more = g.updates_normal(first, 2)
         assert more[1].seen - more[0].seen <= 1 + LATE
 
+    def test_delay_runs_from_resume(self, g):
+        # pause, a request held, a delay set while paused, resume: the delay runs
+        # from the resume (docs/console.md), however long the buffer was held before
+        assert g.ok("stats pause") == "ok paused=1"
+        held = g.wait_show(lambda s: s["held"] == 1, 1 + LATE + 1, "a request held while paused")
+        t_held = time.monotonic()
+        g.mode("stats delay 1000", delay_ms="1000", paused="1")
+        # held past the delay while paused (the old bug answered at the next tick after
+        # resume, the delay counted from the request): it stays held all that while
+        still = g.wait_show(lambda s: s["held"] != 1 or time.monotonic() - t_held >= 1.5, 1.5 + LATE,
+                            "the buffer held past the delay while paused")
+        assert (still["held"], still["seq"], still["paused"]) == (1, held["seq"], 1), still
+        t_resume = time.monotonic()
+        assert g.ok("stats resume") == "ok paused=0 answered_held=0"
+        ans = g.wait_show(lambda s: s["held"] == 0, 1 + LATE, "the delayed answer after resume")
+        waited = time.monotonic() - t_resume
+        assert 1 - 0.15 <= waited <= 1 + LATE, f"answered {waited:.2f}s after resume with delay 1000 ms"
+        assert ans["seq"] == held["seq"] + 1
+        g.mode("stats normal")
+
     def test_extra_buffer(self, g):
         before = g.snapshot()
         extras_before = sum(l.startswith("ok extra=1 ") for l in g.received)

@@ -1,6 +1,7 @@
 """How the balloon's interrupts arrive, on each host: MSI-X with QEMU 10.0's default two
-vectors (config changes on one, the queues on the other), with one vector (config and
-queues share it), with none (INTx), and INTx on QEMU 7.2, whose balloon has no MSI-X.
+vectors (config changes on one, the queues on the other), with a vector for config and
+each queue (vectors=4 for the three queues), with one vector (config and queues share
+it), with none (INTx), and INTx on QEMU 7.2, whose balloon has no MSI-X.
 
 For each: the guest's up line says which it uses, the `irq` console command counts
 interrupts per vector, and the counts are the events: every stats request is one
@@ -27,10 +28,14 @@ PAGE = 4096
 RAM = 256 << 20
 
 # vectors= per host: the default (None) everywhere, and 10.0's property set each way.
-VECTORS = [None] + ([2, 1, 0, 3] if HOST.profile.has_vectors_property else [])
-# The handler names ballast registers (drivers/virtio/virtio_pci.c): what carries what.
-CONFIG_NAME = {"msix": "balloon-config", "msix-shared": "balloon", "intx": "balloon-intx"}
-QUEUE_NAME = {"msix": "balloon-queues", "msix-shared": "balloon", "intx": "balloon-intx"}
+VECTORS = [None] + ([2, 1, 0, 3, 4] if HOST.profile.has_vectors_property else [])
+# The handler names ballast registers (drivers/virtio/virtio_pci.c): what carries what
+# (with a vector per queue, the stats queue's is the one stats requests arrive on).
+CONFIG_NAME = {"msix": "balloon-config", "msix-vq": "balloon-config", "msix-shared": "balloon",
+               "intx": "balloon-intx"}
+QUEUE_NAME = {"msix": "balloon-queues", "msix-vq": "balloon-stats", "msix-shared": "balloon",
+              "intx": "balloon-intx"}
+PER_QUEUE = ("balloon-inflate", "balloon-deflate", "balloon-stats")
 
 
 def irq(vm: BallastVM) -> Dict[str, tuple]:
@@ -79,6 +84,12 @@ def test_interrupt_delivery(ballast_vm, vectors: Optional[int]):
         # two vectors of their own, message-signalled (ballast hands those out from 0xc0)
         assert handlers[config][0] != handlers[queue][0] and min(handlers[config][0], handlers[queue][0]) >= 0xc0
         assert "balloon-intx" not in handlers and "balloon" not in handlers
+        assert not set(PER_QUEUE) & set(handlers), handlers
+    elif mode == "msix-vq":
+        # config and each queue a vector of its own, nothing shared
+        vectors_used = [handlers[n][0] for n in (config,) + PER_QUEUE]
+        assert len(set(vectors_used)) == 4 and min(vectors_used) >= 0xc0, handlers
+        assert not {"balloon-intx", "balloon", "balloon-queues"} & set(handlers), handlers
     elif mode == "msix-shared":
         assert handlers[config][0] >= 0xc0 and "balloon-intx" not in handlers
     else:
@@ -108,11 +119,15 @@ def test_interrupt_delivery(ballast_vm, vectors: Optional[int]):
     m = settled(vm, host, False, target=want)
     assert m["balloon_pages"] == want == (32 << 20) // PAGE
     cfg1 = irq(vm)[config][1]
-    if mode == "msix":
+    if mode in ("msix", "msix-vq"):
         HOST.expect("config interrupts for one balloon target", cfg1 - cfg0, 1)
     else:
         assert cfg1 - cfg0 >= 1, (cfg0, cfg1)
     assert host.balloon(RAM) == 0
     host.wait_actual(RAM)
     assert settled(vm, host, False, target=0)["balloon_pages"] == 0
+    if mode == "msix-vq":
+        # the page traffic came on the inflate and deflate queues' own vectors
+        after = irq(vm)
+        assert after["balloon-inflate"][1] >= 1 and after["balloon-deflate"][1] >= 1, after
     assert up_line(vm)["interrupts"] == mode  # (one up line: the device was not brought up twice)

@@ -35,7 +35,7 @@ import pytest
 
 from balloon_stats import (INTERVAL, PERIPHERAL_PATH, STAT_NAMES, Balloon, Update,
                            answer_match, unset_stats, up_line)
-from boot_paths import BOOT_PATHS
+from boot_paths import RING_PATHS
 from hosts import HOST, parse_stats_lines
 from mem_show import parse_mem_show
 import stats_model
@@ -85,9 +85,9 @@ def enable(bal: Balloon, interval: int) -> list[Update]:
 # ---- one guest shared by the QOM / timing tests ------------------------------------
 
 
-@pytest.fixture(scope="class", params=list(BOOT_PATHS))
+@pytest.fixture(scope="class", params=list(RING_PATHS))
 def path(request):
-    return BOOT_PATHS[request.param]
+    return RING_PATHS[request.param]
 
 
 @pytest.fixture(scope="class")
@@ -122,6 +122,7 @@ class TestSharedGuest:
         the idle loop on (docs/console.md)."""
         guest.wait_for_log(r"^ballast: ready\nballast: stats seq=1 ", 5)
         assert min(bal.lines()) == 1
+        assert up_line(guest)["rings"] == path.rings  # packed rings wherever the device offers them
         assert guest.qmp().cmd("qom-get", path=PERIPHERAL_PATH, property="type") == path.qom_type
 
     def test_enable_change_disable(self, bal):
