@@ -15,6 +15,9 @@ asserted:
   queue (virtqueue_flush -> virtqueue_pop), p50/p99, beside the guest's own figure
   (`stats latency`);
 - inflate and deflate throughput for half of RAM (QMP `balloon`, query-balloon polled);
+- latency and throughput on split and packed rings alike (pvh-q35 and pvh-q35-packed
+  by default), in the same run: the latency guests one after the other, the
+  throughput guests side by side, their cycles taken in turn;
 - image sizes of build/ballast.efi and build/ballast.elf.
 
 Boots are interleaved (each round boots every path and its trivial image once) so
@@ -44,7 +47,7 @@ sys.path.insert(0, str(BENCH))
 
 import measure  # noqa: E402
 import report  # noqa: E402
-from measure import PATHS  # noqa: E402
+from measure import PATHS, RING_PATH_NAMES  # noqa: E402
 from trivial_images import EXIT_STATUS, build_all  # noqa: E402
 
 REPO = BENCH.parent
@@ -59,9 +62,9 @@ def latency_configs(paths: List[str]) -> Dict[str, tuple]:
     and with INTx too where the host has MSI-X (vectors=0)."""
     out = {}
     for name in paths:
-        out[name] = (PATHS[name], "")
-        if measure.HOST.profile.has_vectors_property and not PATHS[name].mmio:
-            out[name + "-intx"] = (PATHS[name], "vectors=0")
+        out[name] = (RING_PATH_NAMES[name], "")
+        if measure.HOST.profile.has_vectors_property and not RING_PATH_NAMES[name].mmio:
+            out[name + "-intx"] = (RING_PATH_NAMES[name], "vectors=0")
     return out
 
 
@@ -119,23 +122,23 @@ def main() -> int:
     ap.add_argument("--memory", default="256M", help="-m for the boots and the latency run")
     ap.add_argument("--paths", default=",".join(PATHS), help="boot paths, comma separated")
     ap.add_argument("--latency-requests", type=int, default=100)
-    ap.add_argument("--latency-paths", default="pvh-q35")
+    ap.add_argument("--latency-paths", default="pvh-q35,pvh-q35-packed")
     ap.add_argument("--throughput-memory", default="1G")
     ap.add_argument("--throughput-cycles", type=int, default=3)
-    ap.add_argument("--throughput-paths", default="pvh-q35,efi-q35")
+    ap.add_argument("--throughput-paths", default="pvh-q35,pvh-q35-packed,efi-q35")
     ap.add_argument("--json", default=str(BUILD / "bench.json"))
     args = ap.parse_args()
 
-    def path_list(text: str) -> List[str]:
+    def path_list(text: str, known: Dict) -> List[str]:
         names = [p for p in text.split(",") if p]
-        bad = [p for p in names if p not in PATHS]
+        bad = [p for p in names if p not in known]
         if bad:
-            ap.error(f"unknown boot path(s) {bad}; known: {', '.join(PATHS)}")
+            ap.error(f"unknown boot path(s) {bad}; known: {', '.join(known)}")
         return names
 
-    paths = path_list(args.paths)
-    latency_paths = path_list(args.latency_paths)
-    throughput_paths = path_list(args.throughput_paths)
+    paths = path_list(args.paths, PATHS)
+    latency_paths = path_list(args.latency_paths, RING_PATH_NAMES)
+    throughput_paths = path_list(args.throughput_paths, RING_PATH_NAMES)
 
     t_begin = time.monotonic()
     load_before = os.getloadavg()
@@ -171,13 +174,12 @@ def main() -> int:
                 args.latency_requests, outdir / f"stats-trace-{name}.log", opts))
             if r:
                 latency[name] = r
-        for name in throughput_paths:
-            print(f"bench: inflate/deflate on {name}", file=sys.stderr, flush=True)
-            r = run.attempt(f"{name} throughput", lambda: measure.throughput(
-                PATHS[name], run.workdir(name + "-throughput"), args.throughput_memory,
-                args.throughput_cycles))
-            if r:
-                thru[name] = r
+        print(f"bench: inflate/deflate on {', '.join(throughput_paths)}", file=sys.stderr, flush=True)
+        r = run.attempt("throughput", lambda: measure.throughput(
+            {name: RING_PATH_NAMES[name] for name in throughput_paths}, run.workdir("throughput"),
+            args.throughput_memory, args.throughput_cycles))
+        if r:
+            thru.update(r)
         errors = run.errors
 
     result = {

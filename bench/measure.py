@@ -22,7 +22,7 @@ sys.path.insert(0, str(REPO / "tests" / "e2e"))
 from ballast_qemu import DEFAULT_ACCEL, QEMU, BallastVM, build_dir, parse_kv, parse_size  # noqa: E402,F401
 from balloon_stats import up_line  # noqa: E402
 from hosts import HOST  # noqa: E402,F401
-from boot_paths import BOOT_PATHS, BootPath  # noqa: E402
+from boot_paths import BOOT_PATHS, RING_PATHS, BootPath  # noqa: E402
 
 BALLOON_PATH = "/machine/peripheral/balloon0"
 READY = b"ballast: ready"
@@ -41,8 +41,10 @@ QMP_POLL_S = 0.005      # guest-stats and query-balloon
 BOOT_TIMEOUT = 120.0
 
 
-# The e2e suite's boot paths (efi-q35, pvh-q35, pvh-pc, pvh-microvm), booted the same way.
+# The e2e suite's boot paths (efi-q35, pvh-q35, pvh-pc, pvh-microvm), booted the same way;
+# for latency and throughput also with packed rings (pvh-q35-packed, ...).
 PATHS = BOOT_PATHS
+RING_PATH_NAMES = RING_PATHS
 POLLING_1S = "guest-stats-polling-interval=1"
 
 
@@ -243,31 +245,38 @@ def stats_latency(path: BootPath, workdir: Path, memory: str, requests: int,
 
 # ---- inflate / deflate throughput -------------------------------------------------
 
-def throughput(path: BootPath, workdir: Path, memory: str, cycles: int) -> dict:
-    """balloon to half of RAM and back, `cycles` times in one guest; each leg timed
-    from the QMP `balloon` command to query-balloon's actual reaching the target."""
+def throughput(paths: Dict[str, BootPath], workdir: Path, memory: str, cycles: int) -> Dict[str, dict]:
+    """Per path, balloon to half of RAM and back, `cycles` times in one guest; each leg
+    timed from the QMP `balloon` command to query-balloon's actual reaching the target.
+    The guests run side by side, idle but for the leg being timed, which goes to each
+    in turn: a change in the machine's load lands on all paths alike."""
     ram = parse_size(memory)
     half = ram // 2
     pages = (ram - half) // PAGE
-    vm = BallastVM(workdir, memory=memory, **path.vm_kwargs())
+    vms = {name: BallastVM(workdir / name, memory=memory, **p.vm_kwargs()) for name, p in paths.items()}
+    out = {name: {"pages": pages, "inflate_s": [], "deflate_s": []} for name in paths}
     try:
-        vm.start()
-        vm.wait_ready(BOOT_TIMEOUT)
-        qmp = vm.qmp()
+        for vm in vms.values():
+            vm.start()
+        for vm in vms.values():
+            vm.wait_ready(BOOT_TIMEOUT)
 
-        def leg(target: int) -> float:
+        def leg(vm: BallastVM, target: int) -> float:
+            qmp = vm.qmp()
             t0 = time.monotonic()
             qmp.cmd("balloon", value=target)
             vm.wait_until(lambda: qmp.cmd("query-balloon")["actual"] == target, 300,
                           f"query-balloon actual == {target}", interval=QMP_POLL_S)
             return time.monotonic() - t0
 
-        inflate, deflate = [], []
         for _ in range(cycles):
-            inflate.append(leg(half))
-            deflate.append(leg(ram))
+            for name, vm in vms.items():
+                out[name]["inflate_s"].append(leg(vm, half))
+                out[name]["deflate_s"].append(leg(vm, ram))
     finally:
-        vm.kill()
-    return {"pages": pages, "inflate_s": inflate, "deflate_s": deflate,
-            "inflate_pages_s": [pages / t for t in inflate],
-            "deflate_pages_s": [pages / t for t in deflate]}
+        for vm in vms.values():
+            vm.kill()
+    for r in out.values():
+        r["inflate_pages_s"] = [pages / t for t in r["inflate_s"]]
+        r["deflate_pages_s"] = [pages / t for t in r["deflate_s"]]
+    return out
